@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print tables with peers measured in the same run."""

@@ -1,0 +1,20 @@
+"""nodekit: Neural ODEs for NumPy.
+
+Numba-compiled explicit Runge-Kutta integrators (fixed-step and adaptive),
+gradients through ODE solves, and the models of Chen et al. (2018), with no
+deep-learning framework.
+
+>>> import nodekit as nk
+>>> sol = nk.solve(lambda t, y, theta: -y, [1.0], [0.0, 1.0])
+>>> sol.success
+True
+"""
+from .controllers import PIController
+from .integrate import Solution, solve
+from .ode import ODE
+from .tableaux import METHODS, ButcherTableau, get_tableau
+
+__version__ = "0.1.0"
+
+__all__ = ["ODE", "METHODS", "ButcherTableau", "PIController", "Solution",
+           "get_tableau", "solve", "__version__"]

@@ -1,0 +1,102 @@
+"""Validators for the public entry points: one small function per concern.
+
+Each raises ``ValueError`` or ``TypeError`` naming the argument, what was
+expected and what was received.
+"""
+import numbers
+
+import numpy as np
+
+
+def _describe(x):
+    if isinstance(x, np.ndarray):
+        return f"array of shape {x.shape} and dtype {x.dtype}"
+    return repr(x) if len(repr(x)) < 80 else type(x).__name__
+
+
+def as_float_array(x, name):
+    """``x`` as a float64 ndarray, or a TypeError naming ``name``."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be an array of real numbers; got {_describe(x)}.") from None
+    return a
+
+
+def check_finite(a, name):
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        where = tuple(int(i) for i in bad) if a.ndim else ()
+        raise ValueError(f"`{name}` must be finite; got {float(a[tuple(bad)])!r} at index {where}.")
+
+
+def check_y0(y0):
+    a = np.array(as_float_array(y0, "y0"), copy=True)
+    if a.size == 0:
+        raise ValueError(f"`y0` must have at least one element; got shape {a.shape}.")
+    check_finite(a, "y0")
+    return a
+
+
+def check_theta(theta, flat):
+    """``theta`` as a float array; ``flat`` requires one dimension."""
+    if theta is None:
+        return np.empty(0)
+    a = np.array(as_float_array(theta, "theta"), copy=True)
+    if flat and a.ndim != 1:
+        raise ValueError("`theta` must be a flat (1-D) parameter vector for a compiled "
+                         f"`nk.ODE`; got shape {a.shape}. Flatten it (and unpack inside "
+                         "the kernel).")
+    check_finite(a, "theta")
+    return a
+
+
+def check_t(t):
+    a = as_float_array(t, "t")
+    if a.ndim != 1 or a.size < 2:
+        raise ValueError("`t` must be a 1-D array of at least 2 times (the initial time "
+                         f"first); got shape {a.shape}.")
+    check_finite(a, "t")
+    d = np.diff(a)
+    if not (np.all(d > 0) or np.all(d < 0)):
+        i = int(np.argmax(np.sign(d) != np.sign(d[0]))) if d[0] != 0 else 0
+        raise ValueError("`t` must be strictly increasing or strictly decreasing; got "
+                         f"t[{i}]={float(a[i])!r}, t[{i + 1}]={float(a[i + 1])!r}.")
+    return np.ascontiguousarray(a)
+
+
+def check_tol(tol, name, n_shape):
+    """``rtol``/``atol``: positive scalars or arrays broadcastable to the state."""
+    a = as_float_array(tol, name)
+    if not np.all(np.isfinite(a)) or not np.all(a > 0):
+        raise ValueError(f"`{name}` must be positive and finite; got {name}={_describe(tol)}.")
+    try:
+        b = np.broadcast_to(a, n_shape)
+    except ValueError:
+        raise ValueError(f"`{name}` must be a scalar or have a shape that broadcasts to "
+                         f"y0.shape={n_shape}; got shape {a.shape}.") from None
+    if name == "rtol" and np.any(b < 100 * np.finfo(float).eps):
+        raise ValueError(f"`rtol` must be at least 100 * machine epsilon "
+                         f"({100 * np.finfo(float).eps:.3g}) for float64; got "
+                         f"{float(b.min())!r}.")
+    return np.ascontiguousarray(b.ravel(), dtype=np.float64)
+
+
+def check_positive(x, name, allow=(), integer=False):
+    """A positive real (or integer) scalar; values in ``allow`` pass as is."""
+    if any(x is v for v in allow):
+        return x
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(x, bool) or not isinstance(x, kind) or not x > 0 or x != x:
+        what = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"`{name}` must be {what}; got {name}={x!r}.")
+    return x
+
+
+def check_options(options, allowed, where):
+    """Unknown keyword arguments are errors, never silently ignored."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"{where}() got unexpected keyword argument(s) "
+                        f"{', '.join(map(repr, unknown))}; valid options are "
+                        f"{', '.join(map(repr, sorted(allowed)))}.")

@@ -1,0 +1,279 @@
+"""``nk.solve``: input validation, the two drivers, and :class:`Solution`."""
+import math
+
+import numpy as np
+
+from . import _checks, _kernels
+from .controllers import PIController
+from .ode import ODE
+from .tableaux import get_tableau
+
+#: Messages for the status codes of :class:`Solution`.
+STATUS_MESSAGES = {
+    _kernels.SUCCESS: "The solver successfully reached the end of the integration interval.",
+    _kernels.FAILED_NONFINITE: (
+        "Non-finite derivative or solution at t={t:.6g} (last step size h={h:.3g}; "
+        "{nsteps} steps, {nfev} evaluations). The right-hand side overflowed or hit "
+        "a singularity: check it near this time and state; if the solution blows up "
+        "in finite time, shorten the interval."),
+    _kernels.FAILED_STEP_UNDERFLOW: (
+        "Step size underflow at t={t:.6g}: the step size needed for rtol/atol fell "
+        "below the smallest representable increment (last step size h={h:.3g}; "
+        "{nsteps} steps, {naccept} accepted, {nreject} rejected). The problem may be "
+        "stiff or singular here, or the tolerances too tight for float64: try looser "
+        "rtol/atol, or a stiff solver such as scipy.integrate.solve_ivp(method='Radau')."),
+    _kernels.FAILED_MAX_STEPS: (
+        "The maximum number of steps (max_steps={max_steps}) was reached at t={t:.6g} "
+        "(last step size h={h:.3g}; {naccept} accepted, {nreject} rejected). Increase "
+        "`max_steps`, loosen rtol/atol, or check whether the problem is stiff (many "
+        "rejected steps with small step sizes)."),
+}
+
+DEFAULT_MAX_STEPS = 100_000
+
+_SOLVE_OPTIONS = ("method", "rtol", "atol", "first_step", "max_step", "max_steps",
+                  "step_size", "dense", "controller")
+
+
+class Solution:
+    """The result of :func:`solve`.
+
+    Attributes
+    ----------
+    t : ndarray, shape (m,)
+        The requested output times.
+    y : ndarray, shape (m,) + y0.shape
+        The solution at ``t``.  After a failure, rows past the time reached
+        are NaN.
+    status : int
+        0 on success; -1 non-finite derivative, -2 step size underflow, -3
+        ``max_steps`` exceeded.
+    message : str
+        What happened, and for failures what to try.
+    success : bool
+        ``status == 0``.
+    nfev, nsteps, naccept, nreject : int
+        Right-hand-side evaluations, attempted, accepted and rejected steps.
+    t_reached, h_last : float
+        Time reached and last step size attempted.
+    method : str
+        Name of the tableau used.
+    """
+
+    def __init__(self, t, y, status, message, nfev, nsteps, naccept, nreject,
+                 t_reached, h_last, method, dense=None):
+        self.t = t
+        self.y = y
+        self.status = int(status)
+        self.message = message
+        self.success = self.status == 0
+        self.nfev = int(nfev)
+        self.nsteps = int(nsteps)
+        self.naccept = int(naccept)
+        self.nreject = int(nreject)
+        self.t_reached = float(t_reached)
+        self.h_last = float(h_last)
+        self.method = method
+        self._dense = dense
+
+    def __call__(self, t):
+        """Evaluate the dense solution (``dense=True``) at time(s) ``t``.
+
+        Parameters
+        ----------
+        t : float or array_like, shape (k,)
+            Times inside the integrated span.
+
+        Returns
+        -------
+        ndarray, shape y0.shape or (k,) + y0.shape
+        """
+        if self._dense is None:
+            raise ValueError("This solution has no dense output; call nk.solve(..., "
+                             "dense=True) to evaluate it at arbitrary times.")
+        t_grid, h_grid, y_grid, Q_grid, count, shape = self._dense
+        tq = _checks.as_float_array(t, "t")
+        scalar = tq.ndim == 0
+        tq = np.ascontiguousarray(np.atleast_1d(tq).ravel())
+        lo, hi = sorted((self.t[0], self.t_reached))
+        if np.any((tq < lo) | (tq > hi)) or not np.all(np.isfinite(tq)):
+            raise ValueError(f"`t` must lie in the integrated span [{lo!r}, {hi!r}]; "
+                             f"got values from {tq.min()!r} to {tq.max()!r}.")
+        direction = 1.0 if self.t[-1] >= self.t[0] else -1.0
+        out = np.empty((tq.size, y_grid.shape[1]))
+        _kernels.dense_eval(tq, t_grid, h_grid, y_grid, Q_grid, count, direction, out)
+        out = out.reshape((tq.size,) + shape)
+        return out[0] if scalar else out
+
+    def __repr__(self):
+        return (f"Solution(method={self.method!r}, status={self.status}, "
+                f"nfev={self.nfev}, nsteps={self.nsteps}, naccept={self.naccept}, "
+                f"nreject={self.nreject}, t=[{self.t[0]:g} .. {self.t[-1]:g}] "
+                f"({self.t.size} points), y.shape={self.y.shape})")
+
+
+def python_rhs(fun, shape):
+    """Adapt ``fun(t, y, theta) -> dy/dt`` to the kernel form ``rhs(t, y, theta, out)``.
+
+    Checks the shape of every returned derivative against ``shape``.
+    """
+    size = int(np.prod(shape))
+
+    def rhs(t, y, theta, out):
+        f = np.asarray(fun(t, y.reshape(shape), theta), dtype=np.float64)
+        if f.shape != shape and not (f.size == size and f.ndim <= 1 and len(shape) <= 1):
+            raise ValueError(f"`fun` must return an array of shape y0.shape={shape}; "
+                             f"it returned shape {f.shape} at t={t!r}.")
+        out[:] = f.ravel()
+
+    return rhs
+
+
+def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
+              first_step=None, max_step=np.inf, max_steps=DEFAULT_MAX_STEPS,
+              step_size=None, dense=False, controller=None, system=None, n_err=None):
+    """Validated inputs -> the kernel loop -> raw results.  Shared by
+    :func:`solve` and the gradient code.
+
+    Returns ``(ys, info, dense)`` where ``ys`` has shape ``(m, n)``.
+    """
+    tableau = get_tableau(method)
+    compiled = isinstance(fun, ODE)
+    if not compiled and not callable(fun):
+        raise TypeError("`fun` must be a callable fun(t, y, theta) or an nk.ODE; got "
+                        f"{type(fun).__name__}.")
+    y0 = _checks.check_y0(y0)
+    ts = _checks.check_t(t)
+    theta = _checks.check_theta(theta, flat=compiled)
+    rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
+    atol_a = _checks.check_tol(atol, "atol", y0.shape)
+    _checks.check_positive(max_step, "max_step")
+    _checks.check_positive(max_steps, "max_steps", integer=True)
+    if first_step is not None:
+        _checks.check_positive(first_step, "first_step")
+    if step_size is not None:
+        _checks.check_positive(step_size, "step_size")
+    elif not tableau.is_adaptive:
+        raise ValueError(f"`step_size` is required for the fixed-step method "
+                         f"{tableau.name!r}; pass step_size=h, or choose an adaptive "
+                         "method such as 'dopri5'.")
+    if controller is None:
+        controller = PIController()
+    elif not isinstance(controller, PIController):
+        raise TypeError(f"`controller` must be an nk.PIController; got {controller!r}.")
+
+    shape = y0.shape
+    y0f = np.ascontiguousarray(y0.ravel())
+    n = y0f.size
+    if system is None:
+        if compiled:
+            system = _kernels.make_system(_kernels.MODE_ODE, fun.rhs_cfunc, fun.vjp_cfunc,
+                                          theta)
+        else:
+            system = _kernels.make_system(_kernels.MODE_ODE, python_rhs(fun, shape), None,
+                                          theta)
+    loop = _kernels.integrate if compiled else _kernels.integrate_py
+    out = np.full((ts.size, n), np.nan)
+    res = loop(system, y0f, ts, tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
+               tableau.has_e2, tableau.P, tableau.n_stages, tableau.f1_index,
+               tableau.fsal, tableau.error_order or tableau.order, rtol_a, atol_a,
+               n if n_err is None else n_err, controller.as_array(),
+               0.0 if first_step is None else float(first_step), float(max_step),
+               int(max_steps), 0.0 if step_size is None else float(step_size),
+               bool(dense), out)
+    (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
+     t_grid, h_grid, y_grid, Q_grid, n_dense) = res
+    info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
+                nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
+                nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
+                method=tableau.name, shape=shape)
+    info["message"] = STATUS_MESSAGES[info["status"]].format(
+        t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
+            "nsteps", "nfev", "naccept", "nreject", "max_steps")})
+    dense_data = None
+    if dense:
+        dense_data = (t_grid[:n_dense].copy(), h_grid[:n_dense].copy(),
+                      y_grid[:n_dense].copy(), Q_grid[:n_dense].copy(), int(n_dense), shape)
+    return out, info, dense_data
+
+
+def solve(fun, y0, t, theta=None, **options):
+    """Solve an initial value problem ``dy/dt = fun(t, y, theta)``, ``y(t[0]) = y0``.
+
+    Explicit Runge-Kutta methods, adaptive or fixed-step, in one compiled loop.
+    Output times are reached by the method's dense output, not by shortening
+    steps, so asking for more outputs does not change the steps taken.
+
+    Parameters
+    ----------
+    fun : callable or nk.ODE
+        Either a Python function ``fun(t, y, theta) -> dy/dt`` (array of the
+        shape of ``y0``; write it with ``autograd.numpy`` to differentiate it
+        later), or an :class:`nk.ODE` of compiled kernels, in which case the
+        entire solve runs in nopython mode.
+    y0 : array_like, any shape
+        Initial state.  A batch of states (``(B, d)``, say) is solved jointly
+        with one step size for the whole array.
+    t : array_like, shape (m,)
+        Output times, strictly increasing or strictly decreasing, ``m >= 2``.
+        ``t[0]`` is the initial time.
+    theta : array_like, optional
+        Parameters passed to ``fun`` (a flat float vector for an ``nk.ODE``).
+    method : str or ButcherTableau, default 'dopri5'
+        One of ``nk.METHODS``: fixed-step 'euler', 'midpoint', 'heun',
+        'ralston', 'rk4', 'rk38'; adaptive 'heun_euler', 'bosh3', 'rkf45',
+        'cash_karp', 'dopri5', 'tsit5', 'dop853'.
+    rtol, atol : float or array_like, default 1e-6, 1e-9
+        Relative and absolute tolerances: scalars, or arrays broadcastable to
+        ``y0.shape`` for per-component tolerances.
+    first_step : float, optional
+        Initial step size; by default chosen by Hairer's algorithm.
+    max_step : float, default inf
+        Largest step size allowed.
+    max_steps : int, default 100000
+        Largest number of attempted steps before giving up (status -3).
+    step_size : float, optional
+        Take fixed steps of this size (required for fixed-step methods; with
+        an adaptive method it disables error control).  The last step is
+        shortened to end exactly at ``t[-1]``.
+    dense : bool, default False
+        Keep the continuous solution: ``sol(tq)`` evaluates it anywhere in the
+        span.  For 'dop853' this costs three extra evaluations per step.
+    controller : nk.PIController, optional
+        Step-size controller; the default reproduces SciPy's ``solve_ivp``.
+
+    Returns
+    -------
+    Solution
+        With ``t``, ``y`` (shape ``(m,) + y0.shape``), ``status``,
+        ``message``, ``success``, ``nfev``, ``nsteps``, ``naccept``,
+        ``nreject``.  A failed solve is reported in ``status``/``message``
+        (rows of ``y`` after the failure are NaN); it does not raise.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid input: non-finite ``y0``/``theta``/``t``, ``t`` not
+        strictly monotone or shorter than 2, non-positive tolerances, unknown
+        method or option, a fixed-step method without ``step_size``, a
+        derivative of the wrong shape.
+
+    See Also
+    --------
+    nodekit.odeint : the differentiable version.
+
+    Examples
+    --------
+    >>> import numpy as np, nodekit as nk
+    >>> sol = nk.solve(lambda t, y, k: -k * y, [1.0, 2.0], np.linspace(0, 1, 5),
+    ...                theta=0.5, rtol=1e-10)
+    >>> np.allclose(sol.y[-1], np.exp(-0.5) * np.array([1.0, 2.0]))
+    True
+    """
+    _checks.check_options(options, _SOLVE_OPTIONS, "solve")
+    ts = _checks.check_t(t)
+    out, info, dense = integrate(fun, y0, ts, theta, **options)
+    y = out.reshape((ts.size,) + info["shape"])
+    return Solution(ts, y, info["status"], info["message"], info["nfev"], info["nsteps"],
+                    info["naccept"], info["nreject"], info["t_reached"], info["h_last"],
+                    info["method"], dense)
