@@ -3,9 +3,12 @@
 Each raises ``ValueError`` or ``TypeError`` naming the argument, what was
 expected and what was received.
 """
+import math
 import numbers
 
 import numpy as np
+
+from ._kernels import all_finite, strictly_monotone
 
 
 def _describe(x):
@@ -24,7 +27,7 @@ def as_float_array(x, name):
 
 
 def check_finite(a, name):
-    if not np.all(np.isfinite(a)):
+    if not all_finite(np.ascontiguousarray(a).reshape(-1)):
         bad = np.argwhere(~np.isfinite(a))[0]
         where = tuple(int(i) for i in bad) if a.ndim else ()
         raise ValueError(f"`{name}` must be finite; got {float(a[tuple(bad)])!r} at index {where}.")
@@ -56,17 +59,21 @@ def check_t(t):
     if a.ndim != 1 or a.size < 2:
         raise ValueError("`t` must be a 1-D array of at least 2 times (the initial time "
                          f"first); got shape {a.shape}.")
+    a = np.ascontiguousarray(a)
     check_finite(a, "t")
-    d = np.diff(a)
-    if not (np.all(d > 0) or np.all(d < 0)):
+    if not strictly_monotone(a):
+        d = np.diff(a)
         i = int(np.argmax(np.sign(d) != np.sign(d[0]))) if d[0] != 0 else 0
         raise ValueError("`t` must be strictly increasing or strictly decreasing; got "
                          f"t[{i}]={float(a[i])!r}, t[{i + 1}]={float(a[i + 1])!r}.")
-    return np.ascontiguousarray(a)
+    return a
 
 
 def check_tol(tol, name, n_shape):
     """``rtol``/``atol``: positive scalars or arrays broadcastable to the state."""
+    if isinstance(tol, float) and math.isfinite(tol) and tol > 0 and (
+            name != "rtol" or tol >= 100 * 2.220446049250313e-16):
+        return np.full(int(np.prod(n_shape)), tol)
     a = as_float_array(tol, name)
     if not np.all(np.isfinite(a)) or not np.all(a > 0):
         raise ValueError(f"`{name}` must be positive and finite; got {name}={_describe(tol)}.")

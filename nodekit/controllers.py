@@ -76,6 +76,7 @@ class PIController:
         if not self.icoeff + self.pcoeff > 0.0:
             raise ValueError("`icoeff + pcoeff` must be positive; got "
                              f"icoeff={self.icoeff!r}, pcoeff={self.pcoeff!r}.")
+        object.__setattr__(self, "array", self.as_array())
 
     def as_array(self):
         """The parameters as the float array the compiled loop reads."""

@@ -30,6 +30,7 @@ STATUS_MESSAGES = {
 }
 
 DEFAULT_MAX_STEPS = 100_000
+_DEFAULT_CONTROLLER = PIController()
 
 _SOLVE_OPTIONS = ("method", "rtol", "atol", "first_step", "max_step", "max_steps",
                   "step_size", "dense", "controller")
@@ -58,6 +59,9 @@ class Solution:
         Time reached and last step size attempted.
     method : str
         Name of the tableau used.
+    dense : DenseSolution or None
+        With ``dense=True``: the continuous solution (also callable as
+        ``sol(t)``), holding every accepted step (``dense.t_grid``, ...).
     """
 
     def __init__(self, t, y, status, message, nfev, nsteps, naccept, nreject,
@@ -74,7 +78,7 @@ class Solution:
         self.t_reached = float(t_reached)
         self.h_last = float(h_last)
         self.method = method
-        self._dense = dense
+        self.dense = dense
 
     def __call__(self, t):
         """Evaluate the dense solution (``dense=True``) at time(s) ``t``.
@@ -88,22 +92,10 @@ class Solution:
         -------
         ndarray, shape y0.shape or (k,) + y0.shape
         """
-        if self._dense is None:
+        if self.dense is None:
             raise ValueError("This solution has no dense output; call nk.solve(..., "
                              "dense=True) to evaluate it at arbitrary times.")
-        t_grid, h_grid, y_grid, Q_grid, count, shape = self._dense
-        tq = _checks.as_float_array(t, "t")
-        scalar = tq.ndim == 0
-        tq = np.ascontiguousarray(np.atleast_1d(tq).ravel())
-        lo, hi = sorted((self.t[0], self.t_reached))
-        if np.any((tq < lo) | (tq > hi)) or not np.all(np.isfinite(tq)):
-            raise ValueError(f"`t` must lie in the integrated span [{lo!r}, {hi!r}]; "
-                             f"got values from {tq.min()!r} to {tq.max()!r}.")
-        direction = 1.0 if self.t[-1] >= self.t[0] else -1.0
-        out = np.empty((tq.size, y_grid.shape[1]))
-        _kernels.dense_eval(tq, t_grid, h_grid, y_grid, Q_grid, count, direction, out)
-        out = out.reshape((tq.size,) + shape)
-        return out[0] if scalar else out
+        return self.dense(t)
 
     def __repr__(self):
         return (f"Solution(method={self.method!r}, status={self.status}, "
@@ -131,7 +123,8 @@ def python_rhs(fun, shape):
 
 def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
               first_step=None, max_step=np.inf, max_steps=DEFAULT_MAX_STEPS,
-              step_size=None, dense=False, controller=None, system=None, n_err=None):
+              step_size=None, dense=False, controller=None, system=None, n_err=None,
+              jumps=False):
     """Validated inputs -> the kernel loop -> raw results.  Shared by
     :func:`solve` and the gradient code.
 
@@ -158,7 +151,7 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
                          f"{tableau.name!r}; pass step_size=h, or choose an adaptive "
                          "method such as 'dopri5'.")
     if controller is None:
-        controller = PIController()
+        controller = _DEFAULT_CONTROLLER
     elif not isinstance(controller, PIController):
         raise TypeError(f"`controller` must be an nk.PIController; got {controller!r}.")
 
@@ -166,35 +159,84 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     y0f = np.ascontiguousarray(y0.ravel())
     n = y0f.size
     if system is None:
-        if compiled:
-            system = _kernels.make_system(_kernels.MODE_ODE, fun.rhs_cfunc, fun.vjp_cfunc,
-                                          theta)
-        else:
-            system = _kernels.make_system(_kernels.MODE_ODE, python_rhs(fun, shape), None,
-                                          theta)
-    loop = _kernels.integrate if compiled else _kernels.integrate_py
+        system = _kernels.ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
+                                     theta)
     out = np.full((ts.size, n), np.nan)
-    res = loop(system, y0f, ts, tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
-               tableau.has_e2, tableau.P, tableau.n_stages, tableau.f1_index,
-               tableau.fsal, tableau.error_order or tableau.order, rtol_a, atol_a,
-               n if n_err is None else n_err, controller.as_array(),
-               0.0 if first_step is None else float(first_step), float(max_step),
-               int(max_steps), 0.0 if step_size is None else float(step_size),
-               bool(dense), out)
+    args = (system, y0f, ts, tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
+            tableau.has_e2, tableau.P, tableau.n_stages, tableau.f1_index, tableau.fsal,
+            tableau.error_order or tableau.order, rtol_a, atol_a,
+            n if n_err is None else n_err, controller.array,
+            0.0 if first_step is None else float(first_step), float(max_step),
+            int(max_steps), 0.0 if step_size is None else float(step_size),
+            bool(dense), bool(jumps), out)
+    res = run_loop(compiled, args)
     (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
-     t_grid, h_grid, y_grid, Q_grid, n_dense) = res
+     t_grid, h_grid, y_grid, K_grid, n_dense) = res
     info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
                 nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
                 nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
-                method=tableau.name, shape=shape)
+                method=tableau.name, shape=shape, t=ts)
     info["message"] = STATUS_MESSAGES[info["status"]].format(
         t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
             "nsteps", "nfev", "naccept", "nreject", "max_steps")})
     dense_data = None
     if dense:
-        dense_data = (t_grid[:n_dense].copy(), h_grid[:n_dense].copy(),
-                      y_grid[:n_dense].copy(), Q_grid[:n_dense].copy(), int(n_dense), shape)
+        dense_data = DenseSolution(tableau, t_grid[:n_dense].copy(), h_grid[:n_dense].copy(),
+                                   y_grid[:n_dense].copy(), K_grid[:n_dense].copy(),
+                                   float(ts[0]), float(t_reached), shape)
     return out, info, dense_data
+
+
+_ENTRY = {}
+
+
+def run_loop(compiled, args):
+    """Run the integration loop: compiled (through the compiled overload's
+    entry point, which skips Numba's per-call type inference of the
+    arguments: about 80 us for the tuple of first-class functions) or
+    interpreted."""
+    if not compiled:
+        return _kernels.integrate_py(*args)
+    kind = len(args[0])  # the kind of system: one compiled loop each
+    entry = _ENTRY.get(kind)
+    if entry is None:
+        import numba
+        sig = tuple(numba.typeof(a) for a in args)
+        _kernels.integrate.compile(sig)
+        entry = _ENTRY[kind] = _kernels.integrate.overloads[sig].entry_point
+    return entry(*args)
+
+
+class DenseSolution:
+    """A continuous solution: every accepted step with its stage derivatives.
+
+    Evaluates ``y(t)`` anywhere in the integrated span with the method's
+    interpolant; also the record the interpolated and discrete gradients
+    read.
+    """
+
+    def __init__(self, tableau, t_grid, h_grid, y_grid, K_grid, t0, t_reached, shape):
+        self.tableau = tableau
+        self.t_grid, self.h_grid, self.y_grid, self.K_grid = t_grid, h_grid, y_grid, K_grid
+        self.t0, self.t_reached, self.shape = t0, t_reached, shape
+        self.direction = 1.0 if t_reached >= t0 else -1.0
+
+    def __call__(self, t):
+        tq = _checks.as_float_array(t, "t")
+        scalar = tq.ndim == 0
+        tq = np.ascontiguousarray(np.atleast_1d(tq).ravel())
+        lo, hi = sorted((self.t0, self.t_reached))
+        if not np.all(np.isfinite(tq)) or np.any((tq < lo) | (tq > hi)):
+            raise ValueError(f"`t` must lie in the integrated span [{lo!r}, {hi!r}]; "
+                             f"got values from {tq.min()!r} to {tq.max()!r}.")
+        out = np.empty((tq.size, self.y_grid.shape[1]))
+        if self.t_grid.size:
+            _kernels.dense_eval(tq, self.tableau.P, self.t_grid, self.h_grid, self.y_grid,
+                                self.K_grid, self.t_grid.size, self.direction, out)
+        else:
+            out[:] = np.nan
+        out = out.reshape((tq.size,) + self.shape)
+        return out[0] if scalar else out
 
 
 def solve(fun, y0, t, theta=None, **options):
@@ -271,8 +313,8 @@ def solve(fun, y0, t, theta=None, **options):
     True
     """
     _checks.check_options(options, _SOLVE_OPTIONS, "solve")
-    ts = _checks.check_t(t)
-    out, info, dense = integrate(fun, y0, ts, theta, **options)
+    out, info, dense = integrate(fun, y0, t, theta, **options)
+    ts = info["t"]
     y = out.reshape((ts.size,) + info["shape"])
     return Solution(ts, y, info["status"], info["message"], info["nfev"], info["nsteps"],
                     info["naccept"], info["nreject"], info["t_reached"], info["h_last"],

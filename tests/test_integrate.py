@@ -124,7 +124,7 @@ def test_step_sequence_matches_scipy_rk45():
     ts = np.linspace(*span, 200)
     ref = solve_ivp(f, span, y0, method="RK45", rtol=1e-8, atol=1e-10)  # steps as t
     sol = nk.solve(ode, y0, ts, theta, rtol=1e-8, atol=1e-10, dense=True)
-    t_steps = np.append(sol._dense[0], span[1])
+    t_steps = np.append(sol.dense.t_grid, span[1])
     assert t_steps.size == ref.t.size
     # identical up to the rounding of the error estimate's cancelling sum
     np.testing.assert_allclose(t_steps, ref.t, rtol=1e-6)
