@@ -12,9 +12,11 @@ True
 from .controllers import PIController
 from .integrate import Solution, solve
 from .ode import ODE
+from .primitive import SolveError, odeint
+from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
 
 __version__ = "0.1.0"
 
-__all__ = ["ODE", "METHODS", "ButcherTableau", "PIController", "Solution",
-           "get_tableau", "solve", "__version__"]
+__all__ = ["ODE", "METHODS", "ButcherTableau", "GradientError", "PIController",
+           "Solution", "SolveError", "get_tableau", "odeint", "solve", "__version__"]

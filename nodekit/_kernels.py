@@ -108,6 +108,56 @@ def all_finite(x):
     return True
 
 
+@_inline
+def outer_into(M, h, c, v):
+    """``M[s, :] = h * c[s] * v`` for every row ``s``."""
+    for s in range(M.shape[0]):
+        for i in range(v.size):
+            M[s, i] = h * c[s] * v[i]
+
+
+@_inline
+def add_outer_row(M, h, c, G, j):
+    """``M[s, :] += h * c[s] * G[j, :]`` for every row ``s``."""
+    for s in range(M.shape[0]):
+        if c[s] != 0.0:
+            for i in range(M.shape[1]):
+                M[s, i] += h * c[s] * G[j, i]
+
+
+@_inline
+def add_outer_prefix(M, h, A, s, v):
+    """``M[r, :] += h * A[s, r] * v`` for the rows ``r < s``."""
+    for r in range(s):
+        a = h * A[s, r]
+        if a != 0.0:
+            for i in range(v.size):
+                M[r, i] += a * v[i]
+
+
+@_inline
+def add_row(x, G, j):
+    """``x += G[j, :]``."""
+    for i in range(x.size):
+        x[i] += G[j, i]
+
+
+@_inline
+def add_into(x, v):
+    """``x += v``."""
+    for i in range(x.size):
+        x[i] += v[i]
+
+
+@_inline
+def row_is_zero(M, r):
+    """True when ``M[r, :]`` is all zeros."""
+    for i in range(M.shape[1]):
+        if M[r, i] != 0.0:
+            return False
+    return True
+
+
 @_jit
 def strictly_monotone(t):
     """True when the 1-D array ``t`` is strictly increasing or decreasing."""
@@ -553,6 +603,78 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
 
 
 # ---------------------------------------------------------------------------
+# Reverse mode through the recorded steps: the discrete adjoint.
+# ---------------------------------------------------------------------------
+@_jit
+def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
+                  count, ybar, thbar):
+    """Reverse-mode derivative of a recorded forward solve (step sizes fixed).
+
+    Each accepted step ``y_{k+1} = y_k + h sum_s B_s K_s`` with ``K_s =
+    f(t_k + C_s h, y_k + h sum_r A[s, r] K_r)`` and each output ``y(t_j) = y_k
+    + h sum_s w_s(theta_j) K_s`` is differentiated exactly, so the result is
+    the gradient of the numbers the forward pass produced (the paper's
+    "RK-Net"), not of the exact flow.
+
+    Parameters
+    ----------
+    vjp : first-class function or callable
+        ``vjp(t, y, theta, a, out_y, out_theta)``.
+    ts : ndarray, shape (m,)
+        Output times of the forward pass.
+    g : ndarray, shape (m, n)
+        Cotangents ``dL/dy(ts)``.
+    t_grid, h_grid, y_grid, K_grid, count
+        The forward record (``integrate(..., dense=True)``).
+    ybar : ndarray, shape (n,)
+        Receives ``dL/dy0``.
+    thbar : ndarray, shape (p,)
+        Receives ``dL/dtheta``.
+
+    Returns
+    -------
+    nvjp : int
+        Number of VJP evaluations.
+    """
+    m = ts.size
+    n = ybar.size
+    S = A.shape[0]
+    Kbar = np.zeros((S, n))
+    w = np.empty(S)
+    Y = np.empty(n)
+    ay = np.empty(n)
+    ath = np.empty(thbar.size)
+    ybar[:] = 0.0
+    thbar[:] = 0.0
+    direction = 1.0 if ts[m - 1] >= ts[0] else -1.0
+    j = m - 1
+    nvjp = 0
+    for k in range(count - 1, -1, -1):
+        t = t_grid[k]
+        h = h_grid[k]
+        # ybar holds dL/dy_{k+1}: the update y_{k+1} = y_k + h sum_s B_s K_s
+        outer_into(Kbar, h, B, ybar)
+        # outputs interpolated inside (t_k, t_k + h]
+        while j >= 1 and direction * (ts[j] - t) > 0.0:
+            dense_weights(P, (ts[j] - t) / h, w)
+            add_outer_row(Kbar, h, w, g, j)
+            add_row(ybar, g, j)
+            j -= 1
+        # stages in reverse order
+        for s in range(S - 1, -1, -1):
+            if row_is_zero(Kbar, s):
+                continue
+            stage_input(y_grid[k], h, A, s, K_grid[k], Y)
+            vjp(t + C[s] * h, Y, theta, Kbar[s], ay, ath)
+            nvjp += 1
+            add_into(thbar, ath)
+            add_into(ybar, ay)
+            add_outer_prefix(Kbar, h, A, s, ay)
+    add_row(ybar, g, 0)
+    return nvjp
+
+
+# ---------------------------------------------------------------------------
 # The same loop, executed by the interpreter for Python right-hand sides.
 # ---------------------------------------------------------------------------
 def _python_twins(names):
@@ -571,5 +693,6 @@ def _python_twins(names):
     return {name: g[name] for name in names}
 
 
-_PY = _python_twins(["stages", "integrate"])
+_PY = _python_twins(["stages", "integrate", "reverse_steps"])
 integrate_py = _PY["integrate"]
+reverse_steps_py = _PY["reverse_steps"]

@@ -60,6 +60,46 @@ class Case:
         return np.stack(cols, axis=-1)
 
 
+    def exact_gradient(self, ts, weights, y0=None, theta=None):
+        """Closed-form gradient of ``L = sum(weights * y(ts))``.
+
+        ``weights`` has shape ``(len(ts), n)``; the solution is differentiated
+        symbolically, so nothing numerical is trusted.
+
+        Returns
+        -------
+        dy0 : ndarray, shape (n,)
+        dtheta : ndarray, shape (p,)
+        dt : ndarray, shape (len(ts),)
+            With respect to every time, ``ts[0]`` (the initial time) included.
+        """
+        ts = np.asarray(ts, dtype=float)
+        y0 = self.y0 if y0 is None else y0
+        theta = self.theta if theta is None else theta
+        weights = np.asarray(weights, dtype=float)
+        d_init, d_par, d_t, d_t0 = _derivative_fns(self)
+        args = lambda tj: (tj, ts[0], tuple(y0), tuple(theta))
+        dy0 = sum(weights[j] @ np.array(d_init(*args(ts[j])), dtype=float).reshape(
+            len(self.states), len(self.initial)) for j in range(ts.size))
+        dth = sum(weights[j] @ np.array(d_par(*args(ts[j])), dtype=float).reshape(
+            len(self.states), len(self.params)) for j in range(ts.size))
+        dt = np.array([weights[j] @ np.ravel(np.array(d_t(*args(ts[j])), dtype=float))
+                       for j in range(ts.size)])
+        # y(ts[0]) = y0 whatever t0: the initial time acts through the other outputs
+        dt[0] = sum(weights[j] @ np.ravel(np.array(d_t0(*args(ts[j])), dtype=float))
+                    for j in range(1, ts.size))
+        return np.asarray(dy0, dtype=float), np.asarray(dth, dtype=float), dt
+
+
+@lru_cache(maxsize=None)
+def _derivative_fns(case):
+    sol = sp.Matrix(case.solution)
+    mats = (sol.jacobian(sp.Matrix(case.initial)), sol.jacobian(sp.Matrix(case.params)),
+            sol.diff(t), sol.diff(t0))
+    return tuple(sp.lambdify((t, t0, case.initial, case.params), M.tolist(), modules="numpy")
+                 for M in mats)
+
+
 @lru_cache(maxsize=None)
 def _fun(case):
     f = sp.lambdify((t, case.states, case.params), list(case.rhs), modules=anp)

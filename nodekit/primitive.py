@@ -1,0 +1,202 @@
+"""``nk.odeint``: an ODE solve as an autograd primitive.
+
+The only module that touches ``autograd.extend``.  One backward solve serves
+every requested argument (``defvjp_argnums``), and only the gradients asked
+for are formed.
+"""
+import weakref
+
+import numpy as np
+from autograd.extend import defvjp_argnums, primitive
+
+from . import _checks
+from .adjoint import GRADIENTS, backward, check_gradient
+from .integrate import DEFAULT_MAX_STEPS, integrate
+from .ode import ODE
+from .tableaux import get_tableau
+
+_ODEINT_OPTIONS = ("method", "rtol", "atol", "gradient", "adjoint_method", "adjoint_rtol",
+                   "adjoint_atol", "seminorm", "max_steps", "max_step", "first_step",
+                   "step_size", "controller", "stats")
+
+
+class SolveError(RuntimeError):
+    """The forward solve of :func:`odeint` failed (see the message)."""
+
+
+class ForwardRecord:
+    """What the backward pass needs from a forward solve."""
+
+    def __init__(self, fun, ts, ys, theta, shape, gradient, dense, adjoint_options, stats):
+        self.fun = fun
+        self.compiled = isinstance(fun, ODE)
+        self.ts = ts
+        self.ys = ys
+        self.theta = theta
+        self.theta_flat = np.ascontiguousarray(np.ravel(theta), dtype=np.float64) \
+            if theta is not None else np.empty(0)
+        self.shape = shape
+        self.gradient = gradient
+        self.dense = dense
+        self.adjoint_options = adjoint_options
+        self.stats = stats
+
+
+# Forward records by id of the output array, dropped with the array.
+_RECORDS = {}
+
+
+def _forget(key):
+    _RECORDS.pop(key, None)
+
+
+@primitive
+def _odeint(y0, t, theta, config):
+    fun, opts, stats = config
+    gradient = opts["gradient"]
+    keep_dense = gradient in ("interpolated", "discrete")
+    out, info, dense = integrate(
+        fun, y0, t, None if opts["theta_none"] else theta, method=opts["method"], rtol=opts["rtol"], atol=opts["atol"],
+        max_steps=opts["max_steps"], max_step=opts["max_step"],
+        first_step=opts["first_step"], step_size=opts["step_size"],
+        controller=opts["controller"], dense=keep_dense)
+    if info["status"] != 0:
+        raise SolveError(f"nk.odeint: the forward solve failed: {info['message']}")
+    stats.update(nfev_forward=info["nfev"], nsteps_forward=info["nsteps"],
+                 naccept_forward=info["naccept"], nreject_forward=info["nreject"])
+    ys = out.reshape((info["t"].size,) + info["shape"])
+    theta_user = None if opts["theta_none"] else theta
+    record = ForwardRecord(fun, info["t"], out, theta_user, info["shape"], gradient,
+                           dense, opts["adjoint"], stats)
+    key = id(ys)
+    _RECORDS[key] = record
+    weakref.finalize(ys, _forget, key)
+    return ys
+
+
+def _odeint_vjp(argnums, ans, args, kwargs):
+    record = _RECORDS[id(ans)]
+    y0, t, theta, config = args
+
+    def vjp(g):
+        g = np.reshape(g, (record.ts.size, -1))
+        gy0, gt, gth, stats = backward(record, g, need_t=1 in argnums)
+        record.stats.update(stats)
+        grads = {0: gy0.reshape(np.shape(y0)),
+                 1: None if gt is None else gt.reshape(np.shape(t)),
+                 2: gth.reshape(np.shape(theta))}
+        return tuple(grads[i] for i in argnums)
+
+    return vjp
+
+
+defvjp_argnums(_odeint, _odeint_vjp)
+
+
+def odeint(fun, y0, t, theta=None, **options):
+    """Solve an ODE and return ``y(t)``, differentiably.
+
+    ``autograd.grad``, ``value_and_grad`` and ``jacobian`` work through it
+    with respect to ``y0``, every entry of ``t`` (including ``t[0]``) and
+    ``theta``, for Python and compiled right-hand sides alike, inside any
+    autograd-NumPy computation.
+
+    Parameters
+    ----------
+    fun : callable or nk.ODE
+        ``fun(t, y, theta) -> dy/dt`` written with ``autograd.numpy``, or an
+        :class:`nk.ODE` with a ``vjp`` kernel (then the backward pass runs in
+        nopython mode with no autograd tape).
+    y0 : array_like
+        Initial state, any shape.
+    t : array_like, shape (m,)
+        Output times, strictly monotone, ``t[0]`` the initial time.
+    theta : array_like, optional
+        Parameters (flat for an ``nk.ODE``).
+    method, rtol, atol, max_steps, max_step, first_step, step_size, controller
+        As in :func:`nodekit.solve`.
+    gradient : {'adjoint', 'interpolated', 'discrete'}, default 'adjoint'
+        How the backward pass is computed; see :mod:`nodekit.adjoint`.
+        ``'adjoint'``: memory independent of the number of steps, but ``y``
+        is integrated backwards, which drifts on dissipative or chaotic
+        problems (watch ``stats['drift']``).  ``'interpolated'``: reads ``y``
+        from the forward dense output (memory grows with the steps).
+        ``'discrete'``: the exact gradient of the discrete forward computation.
+    adjoint_method, adjoint_rtol, adjoint_atol : optional
+        Method and tolerances of the backward solve (default: the forward's).
+    seminorm : bool, default False
+        Leave the parameter-gradient quadrature out of the backward error
+        norm (Kidger, Chen and Lyons 2021): fewer backward steps, with the
+        error of ``y`` and ``a`` still controlled.
+    stats : dict, optional
+        Filled with ``nfev_forward``, ``nsteps_forward``, and after a backward
+        pass ``nfev_backward``, ``nsteps_backward`` (and ``drift``, the
+        relative distance between the backwards-integrated and the stored
+        ``y`` at every output time, for ``'adjoint'``).
+
+    Returns
+    -------
+    ndarray, shape (m,) + y0.shape
+
+    Raises
+    ------
+    SolveError
+        If the forward solve fails (never a gradient of garbage).
+    nodekit.adjoint.GradientError
+        If the backward solve fails.
+    TypeError
+        Differentiating an ``nk.ODE`` that has no ``vjp`` kernel.
+
+    References
+    ----------
+    .. [1] R. T. Q. Chen, Y. Rubanova, J. Bettencourt, D. Duvenaud, "Neural
+       Ordinary Differential Equations", NeurIPS 2018.
+    .. [2] P. Kidger, R. T. Q. Chen, T. Lyons, "'Hey, that's not an ODE':
+       Faster ODE Adjoints via Seminorms", ICML 2021.
+
+    Examples
+    --------
+    >>> import autograd, autograd.numpy as anp, nodekit as nk
+    >>> loss = lambda k: anp.sum(nk.odeint(lambda t, y, k: -k * y, [1.0], [0., 1.], k,
+    ...                                    rtol=1e-10, atol=1e-12)[-1])
+    >>> bool(abs(autograd.grad(loss)(0.5) + anp.exp(-0.5)) < 1e-7)
+    True
+    """
+    _checks.check_options(options, _ODEINT_OPTIONS, "odeint")
+    method = options.get("method", "dopri5")
+    get_tableau(method)
+    rtol = options.get("rtol", 1e-6)
+    atol = options.get("atol", 1e-9)
+    gradient = check_gradient(options.get("gradient", "adjoint"))
+    adjoint_method = options.get("adjoint_method") or method
+    get_tableau(adjoint_method)
+    step_size = options.get("step_size")
+    adj = dict(
+        method=adjoint_method,
+        rtol=float(np.min(rtol)) if options.get("adjoint_rtol") is None
+        else options["adjoint_rtol"],
+        atol=float(np.min(atol)) if options.get("adjoint_atol") is None
+        else options["adjoint_atol"],
+        seminorm=bool(options.get("seminorm", False)),
+        max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),
+        max_step=options.get("max_step", np.inf),
+        controller=options.get("controller"),
+        step_size=step_size if not get_tableau(adjoint_method).is_adaptive
+        or (step_size is not None and adjoint_method == method) else None)
+    opts = dict(method=method, rtol=rtol, atol=atol, gradient=gradient,
+                max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),
+                max_step=options.get("max_step", np.inf),
+                first_step=options.get("first_step"), step_size=step_size,
+                controller=options.get("controller"), adjoint=adj,
+                theta_none=theta is None)
+    stats = options.get("stats")
+    if stats is None:
+        stats = {}
+    elif not isinstance(stats, dict):
+        raise TypeError(f"`stats` must be a dict to fill; got {type(stats).__name__}.")
+    if theta is None:
+        theta = np.empty(0)
+    return _odeint(y0, t, theta, (fun, opts, stats))
+
+
+__all__ = ["odeint", "SolveError", "GRADIENTS"]
