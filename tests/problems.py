@@ -88,7 +88,19 @@ def cosgrowth_rhs(t, y, th, out):
         out[i] = th[0] * np.cos(t) * y[i]
 
 
-COSGROWTH = nk.ODE(cosgrowth_rhs)
+@numba.njit(cache=True)
+def cosgrowth_vjp(t, y, th, a, out_y, out_th):
+    c = np.cos(t)
+    out_th[0] = 0.0
+    dfdt = 0.0
+    for i in range(y.size):
+        out_y[i] = a[i] * th[0] * c
+        out_th[0] += a[i] * c * y[i]
+        dfdt -= a[i] * th[0] * np.sin(t) * y[i]
+    return dfdt
+
+
+COSGROWTH = nk.ODE(cosgrowth_rhs, cosgrowth_vjp)
 
 
 def cosgrowth_py(t, y, th):
