@@ -29,7 +29,17 @@ def lv_rhs(t, y, th, out):
     out[0] = th[0] * y[0] - th[1] * y[0] * y[1]
     out[1] = -th[2] * y[1] + th[3] * y[0] * y[1]
 
-LV = nk.ODE(lv_rhs)
+@numba.njit(cache=True)
+def lv_vjp(t, y, th, a, out_y, out_th):
+    out_y[0] = a[0] * (th[0] - th[1] * y[1]) + a[1] * th[3] * y[1]
+    out_y[1] = -a[0] * th[1] * y[0] + a[1] * (-th[2] + th[3] * y[0])
+    out_th[0] = a[0] * y[0]
+    out_th[1] = -a[0] * y[0] * y[1]
+    out_th[2] = -a[1] * y[1]
+    out_th[3] = a[1] * y[0] * y[1]
+    return 0.0
+
+LV = nk.ODE(lv_rhs, lv_vjp)
 '''
 
 
@@ -107,6 +117,108 @@ def run(quick=False):
           f"`import nodekit` alone {imp_best:.2f} s; bare interpreter {py_best:.2f} s")
 
 
+def run_gradient(quick=False):
+    """Gradient of sum(y(t_i)^2) w.r.t. y0 and (a, b, c, d), every mode."""
+    import autograd
+    import autograd.numpy as anp
+
+    import nodekit as nk
+
+    kernels, _ = _kernel_module()
+    t_fwd = median_time(lambda: nk.solve(kernels.LV, Y0, T, THETA, rtol=RTOL, atol=ATOL),
+                        repeat=5 if quick else 50)
+    rows = []
+    for fun, label, rep in ((kernels.LV, "compiled", 5 if quick else 30),
+                            (lv_py_ag, "Python RHS", 1)):
+        for mode in ("adjoint", "interpolated", "discrete"):
+            for seminorm in ((False, True) if mode != "discrete" else (False,)):
+                st = {}
+                loss = lambda y0, th: anp.sum(nk.odeint(
+                    fun, y0, T, th, rtol=RTOL, atol=ATOL, gradient=mode,
+                    seminorm=seminorm, stats=st) ** 2)
+                g = autograd.grad(loss, (0, 1))
+                gy0, gth = g(Y0, THETA)
+                s = median_time(lambda: g(Y0, THETA), repeat=rep, warmup=1,
+                                min_time=0 if rep == 1 else 0.2)
+                name = f"nodekit {mode}{' + seminorm' if seminorm else ''}, {label}"
+                rows.append((name, s, st["nfev_forward"], st["nfev_backward"],
+                             np.concatenate([gy0, gth])))
+            if label == "Python RHS" and quick:
+                break
+    rows += _peer_gradient_rows(quick)
+    print("\nGradient of sum(y(t_i)^2) w.r.t. y0 and (a, b, c, d); reference "
+          "(-2071.43, -515.83 | 136.07, -2199.51, 2050.36, -7218.82)")
+    base = rows[0][1]
+    out = [(name, f"{1e3 * s:.3f}", str(nf), str(nb), f"{s / base:.2f}x",
+            f"{s / t_fwd:.1f}x", np.array2string(np.asarray(g), precision=2))
+           for name, s, nf, nb, g in rows]
+    print(table(out, ["method", "ms / gradient", "NFE-F", "NFE-B", "time / nodekit adjoint",
+                      "time / nodekit forward", "gradient"]))
+
+
+def lv_py_ag(t, y, th):
+    import autograd.numpy as anp
+    return anp.array([th[0] * y[0] - th[1] * y[0] * y[1],
+                      -th[2] * y[1] + th[3] * y[0] * y[1]])
+
+
+def _peer_gradient_rows(quick):
+    rows = []
+    if importable("jax") and importable("diffrax"):
+        import jax
+        import jax.numpy as jnp
+        import diffrax
+        jax.config.update("jax_enable_x64", True)
+
+        def f(t, y, th):
+            return jnp.stack([th[0] * y[0] - th[1] * y[0] * y[1],
+                              -th[2] * y[1] + th[3] * y[0] * y[1]])
+        term = diffrax.ODETerm(f)
+        for name, adj in (("BacksolveAdjoint", diffrax.BacksolveAdjoint()),
+                          ("RecursiveCheckpointAdjoint", diffrax.RecursiveCheckpointAdjoint())):
+            def loss(y0, th, adj=adj):
+                ys = diffrax.diffeqsolve(
+                    term, diffrax.Dopri5(), T[0], T[-1], None, y0, args=th,
+                    saveat=diffrax.SaveAt(ts=jnp.asarray(T)),
+                    stepsize_controller=diffrax.PIDController(rtol=RTOL, atol=ATOL),
+                    max_steps=100000, adjoint=adj).ys
+                return jnp.sum(ys ** 2)
+            g = jax.jit(jax.grad(loss, argnums=(0, 1)))
+            y0, th = jnp.asarray(Y0), jnp.asarray(THETA)
+            gv = g(y0, th)
+            s = median_time(lambda: jax.block_until_ready(g(y0, th)), repeat=5 if quick else 20)
+            rows.append((f"diffrax {name}, jitted", s, -1, -1,
+                         np.concatenate([np.asarray(gv[0]), np.asarray(gv[1])])))
+    if importable("torch") and importable("torchdiffeq"):
+        import torch
+        from torchdiffeq import odeint_adjoint
+
+        torch.set_default_dtype(torch.float64)
+
+        class F(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.th = torch.nn.Parameter(torch.tensor(THETA))
+
+            def forward(self, t, y):
+                th = self.th
+                return torch.stack([th[0] * y[0] - th[1] * y[0] * y[1],
+                                    -th[2] * y[1] + th[3] * y[0] * y[1]])
+        f = F()
+        tt = torch.tensor(T)
+
+        def grad():
+            f.zero_grad()
+            y0 = torch.tensor(Y0, requires_grad=True)
+            ys = odeint_adjoint(f, y0, tt, rtol=RTOL, atol=ATOL, method="dopri5")
+            (ys ** 2).sum().backward()
+            return np.concatenate([y0.grad.numpy(), f.th.grad.numpy()])
+        gv = grad()
+        s = median_time(grad, repeat=1, warmup=0, min_time=0)
+        rows.append(("torchdiffeq odeint_adjoint", s, -1, -1, gv))
+    return rows
+
+
 def _peer_rows(quick):
     rows = []
     if importable("jax") and importable("diffrax"):
@@ -152,3 +264,4 @@ def importable(name):
 
 if __name__ == "__main__":
     run(quick="--quick" in sys.argv)
+    run_gradient(quick="--quick" in sys.argv)

@@ -73,7 +73,7 @@ def check_tol(tol, name, n_shape):
     """``rtol``/``atol``: positive scalars or arrays broadcastable to the state."""
     if isinstance(tol, float) and math.isfinite(tol) and tol > 0 and (
             name != "rtol" or tol >= 100 * 2.220446049250313e-16):
-        return np.full(int(np.prod(n_shape)), tol)
+        return np.full(math.prod(n_shape), tol)
     a = as_float_array(tol, name)
     if not np.all(np.isfinite(a)) or not np.all(a > 0):
         raise ValueError(f"`{name}` must be positive and finite; got {name}={_describe(tol)}.")

@@ -368,18 +368,15 @@ def negate(x, i0, i1):
 
 
 @_inline
-def stages(system, t, y, h, A, C, K, k0, k1, tmp, fk):
+def stages(system, t, y, h, A, C, K, k0, k1, tmp):
     """Evaluate the stage slots ``k0 <= k < k1`` of a step from ``(t, y)``.
 
-    ``tmp`` and ``fk`` are scratch vectors (the right-hand side writes into
-    ``fk``, which is copied into the row: passing row views of ``K`` would
-    cost reference counting on every evaluation).  Returns the number of
-    right-hand-side evaluations made.
+    ``tmp`` is a scratch vector.  Returns the number of right-hand-side
+    evaluations made.
     """
     for k in range(k0, k1):
         stage_input(y, h, A, k, K, tmp)
-        evaluate(system, t + C[k] * h, tmp, fk)
-        set_row(K, k, fk)
+        evaluate(system, t + C[k] * h, tmp, K[k])
     return k1 - k0
 
 
@@ -484,6 +481,7 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
     n_main = n_stages - 1 if fsal else n_stages
     rejected = False
     n_fixed = 0
+    h_proposed = h_abs
 
     while direction * (t_end - t) > 0.0:
         if nsteps >= max_steps:
@@ -507,11 +505,10 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
         h = t_new - t
         h_abs = abs(h)
 
-        nfev += stages(system, t, y, h, A, C, K, 1, n_main, tmp, fk)
+        nfev += stages(system, t, y, h, A, C, K, 1, n_main, tmp)
         combine(y, h, B, K, ynew)
         if fsal:
-            evaluate(system, t_new, ynew, fk)
-            set_row(K, f1_index, fk)
+            evaluate(system, t_new, ynew, K[f1_index])
             nfev += 1
         nsteps += 1
 
@@ -533,10 +530,9 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
 
         # accepted: make sure the slot f1 holds f(t_new, ynew)
         if not fsal:
-            evaluate(system, t_new, ynew, fk)
-            set_row(K, f1_index, fk)
+            evaluate(system, t_new, ynew, K[f1_index])
             nfev += 1
-        if not all_finite(fk):
+        if not all_finite(K[f1_index]):
             status = FAILED_NONFINITE
             break
         naccept += 1
@@ -546,7 +542,7 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
         extras = f1_index + 1 < S
         if dense:
             if extras:
-                nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp, fk)
+                nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp)
                 extras = False
             if n_dense == cap:
                 cap *= 2
@@ -574,7 +570,7 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
                 set_row(out, n_out, ynew)
             else:
                 if extras:
-                    nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp, fk)
+                    nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp)
                     extras = False
                 dense_weights(P, (ts[n_out] - t) / h, w)
                 combine(y, h, w, K, tmp)
