@@ -1,0 +1,58 @@
+"""Peak memory of a gradient through a long solve: "adjoint" stays flat,
+"interpolated" and "discrete" grow with the number of steps.
+
+Each configuration runs in a fresh process: after a small warm-up solve (so
+compiled kernels are loaded), the growth of the peak resident set size
+(``ru_maxrss``) during one gradient is reported.
+
+Run: ``python -m benchmarks.memory``.
+"""
+import json
+import subprocess
+import sys
+
+from benchmarks._timing import table
+
+_CHILD = r'''
+import json, resource, sys, time
+import numpy as np, autograd, autograd.numpy as anp
+sys.path.insert(0, {folder!r})
+import nodekit as nk
+import lv_kernels
+mode, k = sys.argv[1], int(sys.argv[2])
+th = np.array([1.5, 1.0, 3.0, 1.0]); y0 = np.ones(2)
+def grad(T, st):
+    ts = np.linspace(0.0, T, 200)
+    loss = lambda y0: anp.sum(nk.odeint(lv_kernels.LV, y0, ts, th, rtol=1e-8, atol=1e-10,
+                                        gradient=mode, max_steps=10**8, stats=st) ** 2)
+    return autograd.grad(loss)(y0)
+grad(20.0, {{}})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+st = {{}}
+t0 = time.perf_counter(); g = grad(20.0 * k, st); dt = time.perf_counter() - t0
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(steps=st["nsteps_forward"], nfev_b=st["nfev_backward"],
+                      growth_mb=(after - before) / 1024, seconds=dt)))
+'''
+
+
+def run(factors=(1, 10, 100, 1000)):
+    from benchmarks.lotka_volterra import _kernel_module
+    _, folder = _kernel_module()
+    code = _CHILD.format(folder=folder)
+    rows = []
+    for mode in ("adjoint", "interpolated", "discrete"):
+        for k in factors:
+            res = subprocess.run([sys.executable, "-c", code, mode, str(k)],
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            rows.append((mode, f"{k}x", str(r["steps"]), f"{r['growth_mb']:.1f}",
+                         f"{r['seconds']:.3f}"))
+    print("Peak RSS growth during one gradient of sum(y^2) (Lotka-Volterra, 200 outputs, "
+          "horizon 20k, dopri5, rtol 1e-8)")
+    print(table(rows, ["gradient", "horizon", "forward steps", "peak RSS growth (MB)",
+                       "seconds"]))
+
+
+if __name__ == "__main__":
+    run()
