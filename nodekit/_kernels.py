@@ -300,15 +300,22 @@ def _evaluate_interpolated(system, t, y, out):
     ipar = system[2]
     n = ipar[0]
     p = ipar[1]
-    work = system[3]
-    x = work[:n]
-    grid_t = system[6]
+    x = system[3][:n]
+    forward_state(t, ipar, system[3], system[5], system[6], system[7], system[8],
+                  system[9], x)
+    system[0](t, x, system[1], y[:n], out[:n], out[n:n + p])
+    negate(out, 0, n + p)
+
+
+@_jit
+def forward_state(t, ipar, work, P, grid_t, grid_h, grid_y, grid_K, x):
+    """``x = y(t)`` from a forward dense output (``ipar[2]``: the search hint,
+    ``work[n:]``: scratch for the interpolant weights)."""
+    n = ipar[0]
     direction = 1.0 if grid_t.size < 2 or grid_t[1] >= grid_t[0] else -1.0
     idx = locate(t, grid_t, grid_t.size, direction, ipar[2])
     ipar[2] = idx
-    dense_point(t, system[5], grid_t, system[7], system[8], system[9], idx, work[n:], x)
-    system[0](t, x, system[1], y[:n], out[:n], out[n:n + p])
-    negate(out, 0, n + p)
+    dense_point(t, P, grid_t, grid_h, grid_y, grid_K, idx, work[n:], x)
 
 
 _EVALUATE = {ODE_SYSTEM: _evaluate_ode, ADJOINT_SYSTEM: _evaluate_adjoint,

@@ -32,8 +32,8 @@ discrete computation.
 import numpy as np
 from autograd import make_vjp
 
-from . import _checks, _kernels
-from .integrate import integrate, python_rhs
+from . import _kernels
+from .integrate import python_rhs, run
 
 GRADIENTS = ("adjoint", "interpolated", "discrete")
 
@@ -158,11 +158,10 @@ def _continuous_backward(record, g, vjp, theta, n, p, stats):
                                               d.t_grid, d.h_grid, d.y_grid, d.K_grid)
         z0 = np.concatenate([W2[0], np.zeros(p)])
         n_err = n if opts["seminorm"] else z0.size
-    out, info, _ = integrate(
-        record.fun, z0, ts_b, None, method=opts["method"], rtol=opts["rtol"],
-        atol=opts["atol"], max_steps=opts["max_steps"], max_step=opts["max_step"],
-        controller=opts["controller"], step_size=opts["step_size"], system=system,
-        n_err=n_err, jumps=True)
+    out, info, _ = run(
+        record.compiled, system, z0, ts_b, opts["tableau"], np.full(z0.size, opts["rtol"]),
+        np.full(z0.size, opts["atol"]), opts["controller"], max_steps=opts["max_steps"],
+        max_step=opts["max_step"], step_size=opts["step_size"], n_err=n_err, jumps=True)
     if info["status"] != 0:
         raise GradientError(
             f"The backward ({record.gradient}) solve failed: {info['message']} "
@@ -184,5 +183,3 @@ def check_gradient(gradient):
     return gradient
 
 
-def check_adjoint_tol(tol, default, name):
-    return default if tol is None else _checks.check_positive(tol, name)

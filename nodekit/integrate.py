@@ -157,14 +157,27 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
 
     shape = y0.shape
     y0f = np.ascontiguousarray(y0.ravel())
-    n = y0f.size
     if system is None:
         system = _kernels.ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
                                      theta)
+    return run(compiled, system, y0f, ts, tableau, rtol_a, atol_a, controller,
+               first_step=first_step, max_step=max_step, max_steps=max_steps,
+               step_size=step_size, dense=dense, jumps=jumps,
+               n_err=y0f.size if n_err is None else n_err, shape=shape)
+
+
+def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step=None,
+        max_step=np.inf, max_steps=DEFAULT_MAX_STEPS, step_size=None, dense=False,
+        jumps=False, n_err=None, shape=None):
+    """Run the loop on already-validated arrays (flat ``y0``, per-component
+    ``rtol``/``atol``); returns ``(ys, info, dense)`` with ``ys`` of shape
+    ``(m, n)``."""
+    n = y0.size
+    shape = (n,) if shape is None else shape
     out = np.full((ts.size, n), np.nan)
-    args = (system, y0f, ts, tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
+    args = (system, y0, ts, tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
             tableau.has_e2, tableau.P, tableau.n_stages, tableau.f1_index, tableau.fsal,
-            tableau.error_order or tableau.order, rtol_a, atol_a,
+            tableau.error_order or tableau.order, rtol, atol,
             n if n_err is None else n_err, controller.array,
             0.0 if first_step is None else float(first_step), float(max_step),
             int(max_steps), 0.0 if step_size is None else float(step_size),
@@ -176,9 +189,12 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
                 nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
                 nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
                 method=tableau.name, shape=shape, t=ts)
-    info["message"] = STATUS_MESSAGES[info["status"]].format(
-        t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
-            "nsteps", "nfev", "naccept", "nreject", "max_steps")})
+    if status != 0:
+        info["message"] = STATUS_MESSAGES[info["status"]].format(
+            t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
+                "nsteps", "nfev", "naccept", "nreject", "max_steps")})
+    else:
+        info["message"] = STATUS_MESSAGES[0]
     dense_data = None
     if dense:
         dense_data = DenseSolution(tableau, t_grid[:n_dense].copy(), h_grid[:n_dense].copy(),

@@ -11,6 +11,7 @@ from autograd.extend import defvjp_argnums, primitive
 
 from . import _checks
 from .adjoint import GRADIENTS, backward, check_gradient
+from .controllers import PIController
 from .integrate import DEFAULT_MAX_STEPS, integrate
 from .ode import ODE
 from .tableaux import get_tableau
@@ -168,27 +169,32 @@ def odeint(fun, y0, t, theta=None, **options):
     rtol = options.get("rtol", 1e-6)
     atol = options.get("atol", 1e-9)
     gradient = check_gradient(options.get("gradient", "adjoint"))
-    adjoint_method = options.get("adjoint_method") or method
-    get_tableau(adjoint_method)
+    adjoint_tableau = get_tableau(options.get("adjoint_method") or method)
     step_size = options.get("step_size")
+    controller = options.get("controller")
+    if controller is None:
+        controller = PIController()
+    max_steps = options.get("max_steps", DEFAULT_MAX_STEPS)
+    adj_step = None
+    if not adjoint_tableau.is_adaptive:
+        if step_size is None:
+            raise ValueError(f"`step_size` is required for the fixed-step adjoint method "
+                             f"{adjoint_tableau.name!r}.")
+        adj_step = step_size
+    elif step_size is not None and options.get("adjoint_method") is None:
+        adj_step = step_size  # a fixed-step forward pass gets a fixed-step backward pass
     adj = dict(
-        method=adjoint_method,
-        rtol=float(np.min(rtol)) if options.get("adjoint_rtol") is None
-        else options["adjoint_rtol"],
-        atol=float(np.min(atol)) if options.get("adjoint_atol") is None
-        else options["adjoint_atol"],
+        tableau=adjoint_tableau,
+        rtol=_scalar_tol(options.get("adjoint_rtol"), rtol, "adjoint_rtol"),
+        atol=_scalar_tol(options.get("adjoint_atol"), atol, "adjoint_atol"),
         seminorm=bool(options.get("seminorm", False)),
-        max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),
-        max_step=options.get("max_step", np.inf),
-        controller=options.get("controller"),
-        step_size=step_size if not get_tableau(adjoint_method).is_adaptive
-        or (step_size is not None and adjoint_method == method) else None)
+        max_steps=_checks.check_positive(max_steps, "max_steps", integer=True),
+        max_step=options.get("max_step", np.inf), controller=controller,
+        step_size=adj_step)
     opts = dict(method=method, rtol=rtol, atol=atol, gradient=gradient,
-                max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),
-                max_step=options.get("max_step", np.inf),
+                max_steps=max_steps, max_step=options.get("max_step", np.inf),
                 first_step=options.get("first_step"), step_size=step_size,
-                controller=options.get("controller"), adjoint=adj,
-                theta_none=theta is None)
+                controller=controller, adjoint=adj, theta_none=theta is None)
     stats = options.get("stats")
     if stats is None:
         stats = {}
@@ -197,6 +203,13 @@ def odeint(fun, y0, t, theta=None, **options):
     if theta is None:
         theta = np.empty(0)
     return _odeint(y0, t, theta, (fun, opts, stats))
+
+
+def _scalar_tol(tol, forward, name):
+    """The backward tolerance: given, or the tightest forward one."""
+    if tol is None:
+        return float(np.min(forward))
+    return float(_checks.check_positive(tol, name))
 
 
 __all__ = ["odeint", "SolveError", "GRADIENTS"]
