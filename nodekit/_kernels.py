@@ -605,6 +605,13 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
             t_grid, h_grid, y_grid, K_grid, n_dense)
 
 
+@_jit
+def rhs_at_points(rhs, ts, ys, theta, F):
+    """``F[j] = rhs(ts[j], ys[j], theta)`` for every row (a compiled rhs)."""
+    for j in range(ts.size):
+        rhs(ts[j], ys[j], theta, F[j])
+
+
 # ---------------------------------------------------------------------------
 # Reverse mode through the recorded steps: the discrete adjoint.
 # ---------------------------------------------------------------------------

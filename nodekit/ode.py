@@ -41,7 +41,13 @@ def _cfunc(fn, sig, name):
     if isinstance(fn, CFunc):
         return fn
     try:
-        return nb.cfunc(sig, cache=True)(fn.py_func)
+        try:
+            return nb.cfunc(sig, cache=True)(fn.py_func)
+        except Exception:
+            # e.g. no source file to key a cache on (exec'd code, some REPLs), or
+            # unpicklable globals: compile without the disk cache (real type
+            # errors surface again below)
+            return nb.cfunc(sig, cache=False)(fn.py_func)
     except Exception as exc:  # numba typing errors are long; lead with ours
         raise TypeError(
             f"`{name}` kernel {fn.py_func.__name__} could not be compiled for the "
