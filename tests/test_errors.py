@@ -113,12 +113,21 @@ def test_max_steps_exceeded():
 
 
 def test_nonfinite_derivative():
-    sol = nk.solve(lambda t, y, th: y * np.log(1.0 - t), [1.0], [0.0, 2.0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sol = nk.solve(lambda t, y, th: y * np.log(1.0 - t), [1.0], [0.0, 2.0])
     assert sol.status == -1
     assert "Non-finite" in sol.message
 
 
-def test_step_underflow_on_fixed_tolerance_limit():
-    # fixed-step method running into non-finite values
-    sol = nk.solve(lambda t, y, th: y ** 2, [1.0], [0.0, 2.0], method="rk4", step_size=0.1)
+def test_fixed_step_method_reports_nonfinite():
+    with np.errstate(over="ignore", invalid="ignore"):
+        sol = nk.solve(lambda t, y, th: y ** 2, [1.0], [0.0, 2.0], method="rk4", step_size=0.1)
     assert sol.status == -1 and "Non-finite" in sol.message
+
+
+def test_step_size_underflow_on_a_very_stiff_problem():
+    # explicit stability needs h ~ 1e-18, below the smallest increment near t = 1
+    sol = nk.solve(lambda t, y, th: -1e18 * (y - np.cos(t)), [np.cos(1.0)], [1.0, 2.0])
+    assert sol.status == -2 and not sol.success
+    assert "Step size underflow" in sol.message and "stiff" in sol.message
+    assert 1.0 <= sol.t_reached < 2.0
