@@ -1,3 +1,4 @@
+"""``python -m nodekit``: the same command line as ``nodekit``."""
 import sys
 
 from .cli import main

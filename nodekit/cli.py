@@ -1,19 +1,36 @@
-"""The ``nodekit`` command line: ``nodekit demo``, ``nodekit bench``.
+"""The ``nodekit`` command line (also ``python -m nodekit``).
 
-Also runs as ``python -m nodekit``.
+``nodekit demo [spiral|digits|solve]``, ``nodekit validate``, ``nodekit bench``.
+Errors in the arguments are one line, not a traceback.
 """
 import argparse
+import importlib
+import os
 import sys
 import time
 
 import numpy as np
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _import(name):
+    """Import a module of the source tree (examples/, validation/, benchmarks/)."""
+    if _ROOT not in sys.path:
+        sys.path.insert(0, _ROOT)
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise SystemExit(f"nodekit: `{name}` is not available ({exc}); it ships with the "
+                         "source tree: install nodekit with `pip install -e .` from a clone.")
+
 
 def _demo_solve(args):
-    """Solve a few ODEs with closed forms; print errors and timings beside SciPy."""
+    """Solve closed-form problems; print errors and timings beside SciPy."""
     from scipy.integrate import solve_ivp
 
     import nodekit as nk
+    table = _import("benchmarks._timing").table
 
     problems = [
         ("exponential decay", lambda t, y, k: -k[0] * y, [2.0], [0.7],
@@ -32,18 +49,18 @@ def _demo_solve(args):
     for name, f, y0, theta, exact, span in problems:
         ts = np.linspace(*span, 50)
         for method, ref in (("dopri5", "RK45"), ("dop853", "DOP853")):
+            kw = dict(rtol=args.rtol, atol=args.rtol * 1e-3)
+            nk.solve(f, y0, ts, theta, method=method, **kw)  # warm
             t0 = time.perf_counter()
-            sol = nk.solve(f, y0, ts, theta, method=method, rtol=args.rtol, atol=args.rtol * 1e-3)
+            sol = nk.solve(f, y0, ts, theta, method=method, **kw)
             t_nk = time.perf_counter() - t0
             t0 = time.perf_counter()
-            r = solve_ivp(lambda t, y: f(t, y, theta), span, y0, method=ref, t_eval=ts,
-                          rtol=args.rtol, atol=args.rtol * 1e-3)
+            r = solve_ivp(lambda t, y: f(t, y, theta), span, y0, method=ref, t_eval=ts, **kw)
             t_sp = time.perf_counter() - t0
             e = exact(ts)
             rows.append((name, method, f"{np.max(np.abs(sol.y - e)):.2e}", str(sol.nfev),
                          f"{np.max(np.abs(r.y.T - e)):.2e}", str(r.nfev),
                          f"{1e3 * t_nk:.2f}", f"{1e3 * t_sp:.2f}"))
-    from benchmarks._timing import table
     print(f"nodekit {nk.__version__}: closed-form problems, rtol={args.rtol:g}, "
           f"atol={args.rtol * 1e-3:g}, Python right-hand sides\n")
     print(table(rows, ["problem", "method", "max error", "nfev", "SciPy error", "SciPy nfev",
@@ -51,29 +68,76 @@ def _demo_solve(args):
     return 0
 
 
-def _bench(args):
-    from benchmarks import lotka_volterra
-    lotka_volterra.run(quick=args.quick)
+def _demo(args):
+    if args.which == "solve":
+        return _demo_solve(args)
+    module = _import(f"examples.{args.which}")
+    kwargs = dict(out=os.path.join(args.out, args.which), seed=args.seed)
+    if args.iters is not None:
+        kwargs["iters"] = args.iters
+    module.main(**kwargs)
     return 0
+
+
+def _validate(args):
+    return _import("validation").main(args.rest)
+
+
+def _bench(args):
+    lv = _import("benchmarks.lotka_volterra")
+    lv.run(quick=args.quick)
+    lv.run_gradient(quick=args.quick)
+    if not args.quick:
+        _import("benchmarks.memory").run()
+    return 0
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="nodekit", description="Neural ODEs for NumPy: demos, validation, benchmarks.")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,validate,bench}")
+    p = sub.add_parser("demo", help="train a neural ODE and plot it (default: spiral)",
+                       description="Run a demo: 'spiral' (the reference ode_demo: train, "
+                                   "plot), 'digits' (ODE-Net vs ResNet vs RK-Net vs MLP) "
+                                   "or 'solve' (closed-form problems against SciPy).")
+    p.add_argument("which", nargs="?", default="spiral", choices=["spiral", "digits", "solve"])
+    p.add_argument("--iters", type=_positive_int, default=None,
+                   help="training iterations (default: the paper's setting)")
+    p.add_argument("--out", default="out", help="folder for plots and reports (default: out)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--rtol", type=float, default=1e-8, help="tolerance for 'solve'")
+    p.set_defaults(func=_demo)
+    p = sub.add_parser("validate", help="run the analytic validation suite",
+                       description="Run the validation suite (options are passed on: "
+                                   "--quick, --out DIR).")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_validate)
+    p = sub.add_parser("bench", help="run the benchmarks (peers measured in the same run)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, no memory run")
+    p.set_defaults(func=_bench)
+    return parser
 
 
 def main(argv=None):
     """Entry point of the ``nodekit`` command."""
-    parser = argparse.ArgumentParser(prog="nodekit", description="Neural ODEs for NumPy.")
-    sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("demo", help="solve closed-form problems and compare with SciPy "
-                                    "(the default command)")
-    p.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance (default 1e-8)")
-    p.set_defaults(func=_demo_solve)
-    p = sub.add_parser("bench", help="run the benchmarks (peers measured in the same run)")
-    p.add_argument("--quick", action="store_true", help="fewer repetitions")
-    p.set_defaults(func=_bench)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["demo"] + argv
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["demo"] + list(argv or []))
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"nodekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
