@@ -19,6 +19,12 @@ e1, e3, e4, e5, e6, e7 = (-71 / 57600, 71 / 16695, -71 / 1920, 17253 / 339200,
 
 
 @numba.njit(cache=True, inline="always")
+def _hermite(s):
+    """Cubic Hermite basis at ``s`` in [0, 1]: weights of y0, h f0, y1, h f1."""
+    return (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2, s * s * (3 - 2 * s), s * s * (s - 1)
+
+
+@numba.njit(cache=True, inline="always")
 def _lv(y0, y1, th):
     return (th[0] * y0 - th[1] * y0 * y1, -th[2] * y1 + th[3] * y0 * y1)
 
@@ -53,11 +59,7 @@ def dp5_lv(y0, ts, th, rtol, atol, h):
         if err < 1.0:
             tn = t + h
             while j < ts.size and ts[j] <= tn:
-                s = (ts[j] - t) / h
-                h00 = (1 + 2 * s) * (1 - s) ** 2
-                h10 = s * (1 - s) ** 2
-                h01 = s * s * (3 - 2 * s)
-                h11 = s * s * (s - 1)
+                h00, h10, h01, h11 = _hermite((ts[j] - t) / h)
                 out[j, 0] = h00 * x + h10 * h * k1x + h01 * xn + h11 * h * k7x
                 out[j, 1] = h00 * z + h10 * h * k1z + h01 * zn + h11 * h * k7z
                 j += 1
@@ -122,11 +124,7 @@ def dp5_arrays(y0, ts, th, rtol, atol, h):
         if err < 1.0:
             tn = t + h
             while j < ts.size and ts[j] <= tn:
-                s = (ts[j] - t) / h
-                h00 = (1 + 2 * s) * (1 - s) ** 2
-                h10 = s * (1 - s) ** 2
-                h01 = s * s * (3 - 2 * s)
-                h11 = s * s * (s - 1)
+                h00, h10, h01, h11 = _hermite((ts[j] - t) / h)
                 for i in range(n):
                     out[j, i] = h00 * y[i] + h10 * h * k1[i] + h01 * yn[i] + h11 * h * k7[i]
                 j += 1
