@@ -19,5 +19,14 @@ from .tableaux import METHODS, ButcherTableau, get_tableau
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # subpackages that pull in SymPy (or generate code) load on first use,
+    # so that `import nodekit` stays fast
+    if name in ("symbolic", "nn", "train"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'nodekit' has no attribute {name!r}")
+
 __all__ = ["ODE", "METHODS", "ButcherTableau", "GradientError", "PIController",
            "Solution", "SolveError", "get_tableau", "odeint", "solve", "__version__"]

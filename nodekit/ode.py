@@ -5,6 +5,7 @@ from functools import cached_property
 import numba as nb
 from numba import types as nbt
 from numba.core.ccallback import CFunc
+from numba.core.errors import TypingError
 from numba.core.registry import CPUDispatcher
 
 _V = nbt.float64[::1]
@@ -37,21 +38,25 @@ def _check_kernel(fn, name, arity, signature_text):
 
 
 def _cfunc(fn, sig, name):
-    """A first-class compiled function (cached on disk) for kernel ``fn``."""
+    """A first-class compiled function (cached on disk) for kernel ``fn``.
+
+    Compiled with NumPy's error model: ``1/0`` gives ``inf`` (and the solve
+    stops with status -1), where Python's would raise a ``ZeroDivisionError``
+    that cannot propagate out of the compiled loop (it would be printed and
+    ignored, and the solve would report success).
+    """
     if isinstance(fn, CFunc):
         return fn
     try:
-        try:
-            return nb.cfunc(sig, cache=True)(fn.py_func)
-        except Exception:
-            # e.g. no source file to key a cache on (exec'd code, some REPLs), or
-            # unpicklable globals: compile without the disk cache (real type
-            # errors surface again below)
-            return nb.cfunc(sig, cache=False)(fn.py_func)
-    except Exception as exc:  # numba typing errors are long; lead with ours
+        return nb.cfunc(sig, cache=True, error_model="numpy")(fn.py_func)
+    except TypingError as exc:  # numba typing errors are long; lead with ours
         raise TypeError(
             f"`{name}` kernel {fn.py_func.__name__} could not be compiled for the "
             f"signature {sig} (1-D contiguous float64 arrays). Numba said:\n{exc}") from exc
+    except Exception:
+        # no source file to key a disk cache on (exec'd code, some REPLs), or
+        # globals that cannot be pickled: compile without the disk cache
+        return nb.cfunc(sig, cache=False, error_model="numpy")(fn.py_func)
 
 
 class ODE:

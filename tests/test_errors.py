@@ -131,3 +131,14 @@ def test_step_size_underflow_on_a_very_stiff_problem():
     assert sol.status == -2 and not sol.success
     assert "Step size underflow" in sol.message and "stiff" in sol.message
     assert 1.0 <= sol.t_reached < 2.0
+
+
+@numba.njit(cache=True)
+def _inverse(t, y, th, out):
+    out[0] = 1.0 / y[0]
+
+
+def test_division_by_zero_in_a_compiled_kernel_is_a_failure_not_success():
+    # Python's error model would print and swallow the ZeroDivisionError
+    sol = nk.solve(nk.ODE(_inverse), [0.0], [0.0, 1.0])
+    assert sol.status == -1 and "Non-finite" in sol.message
