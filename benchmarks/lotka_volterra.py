@@ -20,41 +20,13 @@ Y0 = np.array([1.0, 1.0])
 T = np.linspace(0.0, 20.0, 200)
 RTOL, ATOL = 1e-8, 1e-10
 
-_KERNELS = '''
-import numba
-import nodekit as nk
-
-@numba.njit(cache=True)
-def lv_rhs(t, y, th, out):
-    out[0] = th[0] * y[0] - th[1] * y[0] * y[1]
-    out[1] = -th[2] * y[1] + th[3] * y[0] * y[1]
-
-@numba.njit(cache=True)
-def lv_vjp(t, y, th, a, out_y, out_th):
-    out_y[0] = a[0] * (th[0] - th[1] * y[1]) + a[1] * th[3] * y[1]
-    out_y[1] = -a[0] * th[1] * y[0] + a[1] * (-th[2] + th[3] * y[0])
-    out_th[0] = a[0] * y[0]
-    out_th[1] = -a[0] * y[0] * y[1]
-    out_th[2] = -a[1] * y[1]
-    out_th[3] = a[1] * y[0] * y[1]
-    return 0.0
-
-LV = nk.ODE(lv_rhs, lv_vjp)
-'''
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _kernel_module():
-    """Write the LV kernels to a real module (so Numba caches them) and import it."""
-    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_generated")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "lv_kernels.py")
-    if not os.path.exists(path) or open(path).read() != _KERNELS:
-        with open(path, "w") as fh:
-            fh.write(_KERNELS)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    import lv_kernels
-    return lv_kernels, folder
+    """The hand-written LV kernels (a real module, so Numba caches them)."""
+    from benchmarks import _lv_hand
+    return _lv_hand
 
 
 def lv_py(t, y, th):
@@ -66,7 +38,7 @@ def run(quick=False):
     import nodekit as nk
     from benchmarks._handwritten import dp5_arrays, dp5_lv
 
-    kernels, folder = _kernel_module()
+    kernels = _kernel_module()
     rows = []
     rep = 5 if quick else 50
     sol = nk.solve(kernels.LV, Y0, T, THETA, rtol=RTOL, atol=ATOL)
@@ -110,8 +82,8 @@ def run(quick=False):
     print(f"compiled vs hand-written loop over state arrays: {t_nk / t_hand:.2f}x "
           f"(target <= 1.5x); vs the scalar loop: {t_nk / t_scalar:.2f}x")
 
-    code = (f"import sys; sys.path.insert(0, {folder!r}); import numpy as np; "
-            "import nodekit as nk; import lv_kernels as k; "
+    code = (f"import sys; sys.path.insert(0, {_ROOT!r}); import numpy as np; "
+            "import nodekit as nk; from benchmarks import _lv_hand as k; "
             "nk.solve(k.LV, np.ones(2), np.linspace(0, 20, 200), "
             "np.array([1.5, 1.0, 3.0, 1.0]), rtol=1e-8, atol=1e-10)")
     fresh_process_time(code, repeat=1)  # make sure every cache is written
@@ -130,7 +102,7 @@ def run_gradient(quick=False):
 
     import nodekit as nk
 
-    kernels, _ = _kernel_module()
+    kernels = _kernel_module()
     t_fwd = median_time(lambda: nk.solve(kernels.LV, Y0, T, THETA, rtol=RTOL, atol=ATOL),
                         repeat=5 if quick else 50)
     rows = []

@@ -16,9 +16,9 @@ from benchmarks._timing import table
 _CHILD = r'''
 import json, resource, sys, time
 import numpy as np, autograd, autograd.numpy as anp
-sys.path.insert(0, {folder!r})
+sys.path.insert(0, {root!r})
 import nodekit as nk
-import lv_kernels
+from benchmarks import _lv_hand as lv_kernels
 mode, k = sys.argv[1], int(sys.argv[2])
 th = np.array([1.5, 1.0, 3.0, 1.0]); y0 = np.ones(2)
 def grad(T, st):
@@ -37,9 +37,8 @@ print(json.dumps(dict(steps=st["nsteps_forward"], nfev_b=st["nfev_backward"],
 
 
 def run(factors=(1, 10, 100, 1000)):
-    from benchmarks.lotka_volterra import _kernel_module
-    _, folder = _kernel_module()
-    code = _CHILD.format(folder=folder)
+    from benchmarks.lotka_volterra import _ROOT
+    code = _CHILD.format(root=_ROOT)
     rows = []
     for mode in ("adjoint", "interpolated", "discrete"):
         for k in factors:
