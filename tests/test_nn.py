@@ -1,0 +1,202 @@
+"""nk.nn: compiled kernels against the autograd forward, finite differences and autograd VJPs."""
+import os
+import subprocess
+import sys
+
+import autograd
+import numpy as np
+import pytest
+
+import nodekit as nk
+from nodekit.nn import (ACTIVATIONS, ELU, MLP, Dense, Power, ReLU, Sequential, Sigmoid, Sin,
+                        Softplus, Tanh, TimeDense, codegen)
+
+ACTS = [Tanh(), Softplus(), ReLU(), ELU(), ELU(alpha=0.5), Sigmoid(), Sin()]
+
+
+def _random(model, seed, batch=4, scale=1.0):
+    rng = np.random.default_rng(seed)
+    theta = model.init(rng, scheme="glorot")
+    theta += 0.1 * rng.normal(size=theta.size)       # non-zero biases
+    y = scale * rng.normal(size=(batch, model.dim))
+    a = rng.normal(size=(batch, model.dim))
+    return 0.37, y, theta, a
+
+
+def _check_model(model, seed=0, scale=1.0, rtol_fd=1e-6):
+    t, y, theta, a = _random(model, seed, scale=scale)
+    # rhs kernel == autograd-NumPy forward
+    np.testing.assert_allclose(model.rhs(t, y, theta), model.apply(t, y, theta),
+                               rtol=1e-13, atol=1e-14)
+    ay, ath, at = model.vjp(t, y, theta, a)
+    # vjp kernel == autograd through apply
+    inner = lambda t, y, th: np.sum(a * model.apply(t, y, th))
+    gt, gy, gth = autograd.grad(inner, (0, 1, 2))(t, y, theta)
+    np.testing.assert_allclose(ay, gy, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(ath, gth, rtol=1e-12, atol=1e-13)
+    assert at == pytest.approx(gt, rel=1e-12, abs=1e-13)
+    # ... and == central differences of the rhs kernel in random directions
+    rng = np.random.default_rng(seed + 1)
+    h = 1e-6
+    dy, dth = rng.normal(size=y.shape), rng.normal(size=theta.shape)
+    f = lambda t, y, th: np.sum(a * model.rhs(t, y, th))
+    fd_y = (f(t, y + h * dy, theta) - f(t, y - h * dy, theta)) / (2 * h)
+    fd_th = (f(t, y, theta + h * dth) - f(t, y, theta - h * dth)) / (2 * h)
+    fd_t = (f(t + h, y, theta) - f(t - h, y, theta)) / (2 * h)
+    assert np.sum(ay * dy) == pytest.approx(fd_y, rel=rtol_fd, abs=1e-8)
+    assert np.sum(ath * dth) == pytest.approx(fd_th, rel=rtol_fd, abs=1e-8)
+    assert at == pytest.approx(fd_t, rel=rtol_fd, abs=1e-8)
+
+
+@pytest.mark.parametrize("act", ACTS, ids=repr)
+def test_activation_vjps(act):
+    # wide TimeDense (loop path), the activation, narrow Dense (register path)
+    _check_model(Sequential(TimeDense(3, 6), act, Dense(6, 3)))
+
+
+@pytest.mark.parametrize("layers", [
+    (Power(3), Dense(2, 5), Tanh(), Dense(5, 2)),               # the spiral model
+    (Power(2), TimeDense(2, 3), Sin(), TimeDense(3, 2)),        # narrow TimeDense
+    (Dense(2, 7), Softplus(), Dense(7, 6), Tanh(), Dense(6, 2)),
+], ids=["spiral", "time", "deep"])
+def test_model_vjps(layers):
+    _check_model(Sequential(*layers))
+
+
+def test_noninteger_power():
+    model = Sequential(Power(2.5), Dense(2, 5), Tanh(), Dense(5, 2))
+    t, y, theta, a = _random(model, 3)
+    y = np.abs(y) + 0.1
+    np.testing.assert_allclose(model.rhs(t, y, theta), model.apply(t, y, theta), rtol=1e-13)
+    gy = autograd.grad(lambda y: np.sum(a * model.apply(t, y, theta)))(y)
+    np.testing.assert_allclose(model.vjp(t, y, theta, a)[0], gy, rtol=1e-12)
+
+
+def test_fast_tanh_within_few_ulp():
+    model = Sequential(Tanh(), dim=1)
+    x = np.concatenate([np.linspace(-30, 30, 20001), np.geomspace(1e-300, 1, 500),
+                        -np.geomspace(1e-300, 1, 500), [0.625, -0.625, np.nextafter(0.625, 0)]])
+    got = model.rhs(0.0, x[:, None], np.empty(0))[:, 0]
+    ref = np.tanh(x)
+    rel = np.abs(got - ref) / np.maximum(np.abs(ref), np.finfo(float).tiny)
+    assert rel.max() < 4 * np.finfo(float).eps
+    nan = model.rhs(0.0, np.array([[np.nan], [np.inf], [-np.inf]]), np.empty(0))[:, 0]
+    assert np.isnan(nan[0]) and nan[1] == 1.0 and nan[2] == -1.0
+
+
+def test_single_and_batched_state():
+    model = Sequential(Power(3), Dense(2, 50), "tanh", Dense(50, 2))
+    assert model.n_params == 252
+    t, y, theta, a = _random(model, 0, batch=20)
+    full = model.rhs(t, y, theta)
+    for k in range(3):
+        np.testing.assert_allclose(model.rhs(t, y[k], theta), full[k], rtol=1e-14)
+    np.testing.assert_allclose(model.apply(t, y[2], theta), full[2], rtol=1e-13)
+    # the VJP's theta part sums the rows
+    parts = sum(model.vjp(t, y[k], theta, a[k])[1] for k in range(20))
+    np.testing.assert_allclose(model.vjp(t, y, theta, a)[1], parts, rtol=1e-12, atol=1e-14)
+
+
+def test_odeint_gradient_matches_python_path():
+    model = Sequential(TimeDense(2, 8), "tanh", Dense(8, 2))
+    theta = model.init(1, scheme="torch")
+    y0 = np.random.default_rng(0).normal(size=(5, 2))
+    t = np.linspace(0.0, 0.5, 4)
+    opts = dict(rtol=1e-10, atol=1e-12)
+    loss_c = lambda y0, th: np.sum(model.odeint(y0, t, th, **opts) ** 2)
+    loss_p = lambda y0, th: np.sum(nk.odeint(model.apply, y0, t, th, **opts) ** 2)
+    gc = autograd.grad(loss_c, (0, 1))(y0, theta)
+    gp = autograd.grad(loss_p, (0, 1))(y0, theta)
+    for a, b in zip(gc, gp):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_unpack_pack_and_views():
+    model = Sequential(Power(3), Dense(2, 4), "tanh", TimeDense(4, 2))
+    assert model.param_names == ["1.W", "1.b", "3.W", "3.b"]
+    theta = model.init(0)
+    p = model.unpack(theta)
+    assert p["1.W"].shape == (2, 4) and p["3.W"].shape == (5, 2) and p["3.b"].shape == (2,)
+    p["1.b"][:] = 7.0                      # a view: writes through
+    assert np.all(theta[8:12] == 7.0)
+    np.testing.assert_array_equal(model.pack(p), theta)
+    with pytest.raises(ValueError, match="missing"):
+        model.pack({"1.W": p["1.W"]})
+
+
+def test_init_schemes():
+    model = Sequential(Dense(40, 60), "tanh", Dense(60, 40))
+    th = model.init(0, scheme="normal", std=0.1)
+    p = model.unpack(th)
+    assert np.all(p["0.b"] == 0) and np.all(p["2.b"] == 0)
+    assert abs(p["0.W"].std() - 0.1) < 0.01
+    p = model.unpack(model.init(0, scheme="glorot"))
+    assert np.abs(p["0.W"]).max() <= np.sqrt(6 / 100) and np.all(p["0.b"] == 0)
+    p = model.unpack(model.init(0, scheme="torch"))
+    assert np.abs(p["2.W"]).max() <= 1 / np.sqrt(60) and np.abs(p["2.b"]).max() > 0
+    np.testing.assert_array_equal(model.init(5), model.init(5))
+    with pytest.raises(ValueError, match="valid schemes"):
+        model.init(0, scheme="xavier")
+
+
+def test_spec_roundtrip_and_mlp():
+    model = MLP(2, [16, 16], "elu", input_map=Power(3), time=True)
+    again = Sequential.from_spec(model.spec())
+    assert again == model and repr(again) == repr(model)
+    assert codegen.architecture_key(again) == codegen.architecture_key(model)
+
+
+def test_errors_name_argument_expectation_and_value():
+    with pytest.raises(ValueError, match=r"mismatched sizes: layer 2 \(Dense\(40, 2\)\) "
+                                         r"expects 40 inputs but layer 1 \(Tanh\(\)\) outputs 50"):
+        Sequential(Dense(2, 50), "tanh", Dense(40, 2))
+    with pytest.raises(ValueError, match=r"Unknown activation 'tanhh'.*'relu'.*'tanh'"):
+        Sequential(Dense(2, 5), "tanhh", Dense(5, 2))
+    with pytest.raises(ValueError, match="outputs width 3"):
+        Sequential(Dense(2, 3))
+    with pytest.raises(ValueError, match="`dim`"):
+        Sequential(Tanh())
+    with pytest.raises(ValueError, match="`n_out` of Dense must be a positive integer"):
+        Dense(2, 0)
+    with pytest.raises(TypeError, match="pass an instance"):
+        Sequential(Dense(2, 2), Tanh)
+    model = Sequential(Dense(2, 5), "tanh", Dense(5, 2))
+    theta = model.init(0)
+    with pytest.raises(ValueError, match=r"`theta` must be a flat vector of length 27 .*got "
+                                         r"shape \(26,\)"):
+        model.rhs(0.0, np.ones(2), theta[:-1])
+    with pytest.raises(ValueError, match=r"`theta`.*length 27"):
+        model.apply(0.0, np.ones(2), theta[:-1])
+    with pytest.raises(ValueError, match=r"`y` must have last axis of width 2 .*got shape "
+                                         r"\(4, 3\)"):
+        model.rhs(0.0, np.ones((4, 3)), theta)
+    with pytest.raises(ValueError, match=r"`y0` must have last axis of width 2"):
+        model.odeint(np.ones((4, 3)), [0.0, 1.0], theta)
+    with pytest.raises(ValueError, match=r"`a` must have the shape of `y`"):
+        model.vjp(0.0, np.ones((4, 2)), theta, np.ones((3, 2)))
+
+
+def test_generated_module_cached_in_nodekit_cache(tmp_path):
+    code = (
+        "import numpy as np\n"
+        "from nodekit.nn import Sequential, Dense, codegen\n"
+        "m = Sequential(Dense(3, 3))\n"
+        "th = m.init(0)\n"
+        "print(m.rhs(0.0, np.ones(3), th).sum())\n"
+        "print(m.kernels.__file__)\n")
+    env = dict(os.environ, NODEKIT_CACHE=str(tmp_path))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = [subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                          capture_output=True, text=True).stdout.split() for _ in range(2)]
+    assert out[0] == out[1]
+    path = out[0][1]
+    assert path.startswith(str(tmp_path / "nn"))
+    assert "do not edit" in open(path).read()
+    # Numba's cache files sit beside the module after the first process
+    cached = os.listdir(os.path.join(os.path.dirname(path), "__pycache__"))
+    assert any(f.endswith(".nbi") for f in cached)
+
+
+def test_activation_registry():
+    assert sorted(ACTIVATIONS) == ["elu", "relu", "sigmoid", "sin", "softplus", "tanh"]
