@@ -167,7 +167,8 @@ def main(iters=2000, out="out/spiral", seed=0, progress=True):
     return result
 
 
-def _cli(argv=None):
+def cli(argv=None):
+    """Command line: train, print the error and speed, say where the plots went."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iters", type=int, default=2000, help="training iterations (2000)")
     p.add_argument("--out", default="out/spiral", help="output folder (out/spiral)")
@@ -188,4 +189,4 @@ def _cli(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

@@ -72,11 +72,10 @@ def _demo(args):
     if args.which == "solve":
         return _demo_solve(args)
     module = _import(f"examples.{args.which}")
-    kwargs = dict(out=os.path.join(args.out, args.which), seed=args.seed)
+    argv = ["--out", os.path.join(args.out, args.which), "--seed", str(args.seed)]
     if args.iters is not None:
-        kwargs["iters"] = args.iters
-    module.main(**kwargs)
-    return 0
+        argv += ["--iters", str(args.iters)]
+    return module.cli(argv)
 
 
 def _validate(args):
