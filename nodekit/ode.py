@@ -47,8 +47,11 @@ def _cfunc(fn, sig, name):
     """
     if isinstance(fn, CFunc):
         return fn
+    # keep the kernel's own code-generation options (fastmath, boundscheck)
+    opts = {k: v for k, v in fn.targetoptions.items() if k in ("fastmath", "boundscheck")}
+    opts["error_model"] = "numpy"
     try:
-        return nb.cfunc(sig, cache=True, error_model="numpy")(fn.py_func)
+        return nb.cfunc(sig, cache=True, **opts)(fn.py_func)
     except TypingError as exc:  # numba typing errors are long; lead with ours
         raise TypeError(
             f"`{name}` kernel {fn.py_func.__name__} could not be compiled for the "
@@ -56,7 +59,7 @@ def _cfunc(fn, sig, name):
     except Exception:
         # no source file to key a disk cache on (exec'd code, some REPLs), or
         # globals that cannot be pickled: compile without the disk cache
-        return nb.cfunc(sig, cache=False, error_model="numpy")(fn.py_func)
+        return nb.cfunc(sig, cache=False, **opts)(fn.py_func)
 
 
 class ODE:
@@ -86,7 +89,10 @@ class ODE:
     Notes
     -----
     Each kernel is compiled once more as a ``numba.cfunc`` with the fixed
-    signature above and cached on disk; the solver loop receives it as a
+    signature above (keeping its ``fastmath`` and ``boundscheck`` options,
+    with NumPy's error model so that ``1/0`` gives ``inf`` and fails the
+    solve instead of an exception that could not leave the compiled loop)
+    and cached on disk; the solver loop receives it as a
     first-class function, so the loop itself is compiled once for all ODEs
     and loaded from Numba's cache by every later process.  Define kernels at
     module level in a file (not in a notebook cell or a closure) so that
