@@ -86,7 +86,12 @@ def _bench(args):
     lv = _import("benchmarks.lotka_volterra")
     lv.run(quick=args.quick)
     lv.run_gradient(quick=args.quick)
+    print()
+    _import("benchmarks.spiral").run(quick=args.quick)
+    print()
+    _import("benchmarks.symbolic").run(quick=args.quick)
     if not args.quick:
+        print()
         _import("benchmarks.memory").run()
     return 0
 
