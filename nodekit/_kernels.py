@@ -220,6 +220,21 @@ def store_stages(K, K_grid, r):
 
 
 @_jit
+def grow(t_grid, h_grid, y_grid, K_grid, count):
+    """The step record with twice the capacity, the first ``count`` rows kept."""
+    cap = 2 * t_grid.size
+    t2 = np.empty(cap)
+    h2 = np.empty(cap)
+    y2 = np.empty((cap, y_grid.shape[1]))
+    K2 = np.empty((cap, K_grid.shape[1], K_grid.shape[2]))
+    t2[:count] = t_grid[:count]
+    h2[:count] = h_grid[:count]
+    y2[:count] = y_grid[:count]
+    K2[:count] = K_grid[:count]
+    return t2, h2, y2, K2
+
+
+@_jit
 def dense_eval(tq, P, t_grid, h_grid, y_grid, K_grid, count, direction, out):
     """Evaluate a stored dense solution at the times ``tq`` into ``out``.
 
@@ -551,17 +566,8 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
             if extras:
                 nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp)
                 extras = False
-            if n_dense == cap:
-                cap *= 2
-                t_grid2 = np.empty(cap)
-                h_grid2 = np.empty(cap)
-                y_grid2 = np.empty((cap, n))
-                K_grid2 = np.empty((cap, S, n))
-                t_grid2[:n_dense] = t_grid[:n_dense]
-                h_grid2[:n_dense] = h_grid[:n_dense]
-                y_grid2[:n_dense] = y_grid[:n_dense]
-                K_grid2[:n_dense] = K_grid[:n_dense]
-                t_grid, h_grid, y_grid, K_grid = t_grid2, h_grid2, y_grid2, K_grid2
+            if n_dense == t_grid.size:
+                t_grid, h_grid, y_grid, K_grid = grow(t_grid, h_grid, y_grid, K_grid, n_dense)
             t_grid[n_dense] = t
             h_grid[n_dense] = h
             set_row(y_grid, n_dense, y)

@@ -101,33 +101,39 @@ def error_norm(h, E, E2, has_e2, K, y, ynew, rtol, atol, n_err):
     The estimate is ``h * sum_k E[k] K[k]``, scaled component-wise by
     ``atol + rtol * max(|y|, |ynew|)`` as in SciPy's ``solve_ivp``.  With a
     second estimator (``has_e2``, Hairer's DOP853) the two are blended as in
-    Hairer's code: ``|h| e5^2 / sqrt(n (e5^2 + 0.01 e3^2))``.  Only the first
-    ``n_err`` components count (a seminorm when ``n_err < y.size``).
+    Hairer's code: ``|h| e5^2 / sqrt(n (e5^2 + 0.01 e3^2))``, computed out of
+    line so that the common case stays small.  Only the first ``n_err``
+    components count (a seminorm when ``n_err < y.size``).
     """
-    S = E.size
-    m = max(n_err, 1)
+    if has_e2:
+        return _error_norm_dop853(h, E, E2, K, y, ynew, rtol, atol, n_err)
     e5 = 0.0
-    if not has_e2:
-        for i in range(n_err):
-            acc = 0.0
-            for k in range(S):
-                acc += E[k] * K[k, i]
-            v = acc / (atol[i] + rtol[i] * max(abs(y[i]), abs(ynew[i])))
-            e5 += v * v
-        return abs(h) * math.sqrt(e5 / m)
+    for i in range(n_err):
+        acc = 0.0
+        for k in range(E.size):
+            acc += E[k] * K[k, i]
+        v = acc / (atol[i] + rtol[i] * max(abs(y[i]), abs(ynew[i])))
+        e5 += v * v
+    return abs(h) * math.sqrt(e5 / max(n_err, 1))
+
+
+@_jit
+def _error_norm_dop853(h, E, E2, K, y, ynew, rtol, atol, n_err):
+    """:func:`error_norm` with Hairer's blend of two estimators (DOP853)."""
+    e5 = 0.0
     e3 = 0.0
     for i in range(n_err):
         sc = atol[i] + rtol[i] * max(abs(y[i]), abs(ynew[i]))
         acc = 0.0
         acc3 = 0.0
-        for k in range(S):
+        for k in range(E.size):
             acc += E[k] * K[k, i]
             acc3 += E2[k] * K[k, i]
         e5 += (acc / sc) ** 2
         e3 += (acc3 / sc) ** 2
     if e5 == 0.0 and e3 == 0.0:
         return 0.0
-    return abs(h) * e5 / math.sqrt((e5 + 0.01 * e3) * m)
+    return abs(h) * e5 / math.sqrt((e5 + 0.01 * e3) * max(n_err, 1))
 
 
 @_jit
