@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import autograd.numpy as anp
 import numpy as np

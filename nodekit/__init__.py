@@ -13,7 +13,7 @@ from .controllers import PIController
 from .integrate import Solution, solve
 from .ode import ODE
 from .primitive import SolveError, odeint
-from . import adjoint
+from . import adjoint  # noqa: F401  (nk.adjoint.GRADIENTS, nk.adjoint.GradientError)
 from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
 

@@ -1,5 +1,4 @@
 """``nk.solve``: input validation, the two drivers, and :class:`Solution`."""
-import math
 
 import numpy as np
 

@@ -6,8 +6,7 @@ from scipy.integrate import solve_ivp
 import nodekit as nk
 from validation.cases import all_cases
 
-from problems import (COSGROWTH, LINEAR, LV, LV_THETA, LV_Y0, VDP, cosgrowth_py,
-                      linear_py, lv_py, vdp_py)
+from problems import COSGROWTH, LINEAR, LV, LV_THETA, LV_Y0, VDP, cosgrowth_py, lv_py, vdp_py
 
 ADAPTIVE = [m for m, tab in nk.METHODS.items() if tab.is_adaptive]
 FIXED = [m for m, tab in nk.METHODS.items() if not tab.is_adaptive]

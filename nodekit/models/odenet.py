@@ -26,7 +26,7 @@ Numba kernels with analytic VJPs); ``compiled=False`` uses its autograd
 import autograd.numpy as anp
 import numpy as np
 
-from ..nn import Dense, Sequential, TimeDense
+from ..nn import Sequential, TimeDense
 from ..primitive import odeint
 
 

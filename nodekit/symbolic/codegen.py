@@ -14,8 +14,6 @@ import os
 import sys
 import tempfile
 
-
-import numba
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
