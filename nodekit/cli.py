@@ -85,10 +85,6 @@ def _demo(args):
     return status
 
 
-def _validate(args):
-    return _import("validation").main(args.rest)
-
-
 def _bench(args):
     lv = _import("benchmarks.lotka_volterra")
     lv.run(quick=args.quick)
@@ -128,11 +124,9 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--rtol", type=float, default=1e-8, help="tolerance for 'solve'")
     p.set_defaults(func=_demo)
-    p = sub.add_parser("validate", help="run the analytic validation suite",
-                       description="Run the validation suite (options are passed on: "
-                                   "--quick, --out DIR).")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_validate)
+    sub.add_parser("validate", help="run the analytic validation suite (--quick, --out DIR, "
+                                    "--only FAMILY; see `nodekit validate --help`)",
+                   add_help=False)
     p = sub.add_parser("bench", help="run the benchmarks (peers measured in the same run)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, no memory run")
     p.set_defaults(func=_bench)
@@ -145,6 +139,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["demo"] + argv
+    if argv[0] == "validate":
+        # every option belongs to the validation suite (--quick, --out, --only, ...)
+        return _import("validation").main(argv[1:])
     args = parser.parse_args(argv)
     try:
         return args.func(args)

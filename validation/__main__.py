@@ -1,0 +1,6 @@
+"""``python -m validation``: run the validation suite (see ``--help``)."""
+import sys
+
+from . import main
+
+sys.exit(main())
