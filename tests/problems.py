@@ -5,26 +5,12 @@ import numba
 import numpy as np
 
 import nodekit as nk
+from validation.kernels import lotka_volterra_rhs as lv_rhs
+from validation.kernels import lotka_volterra_vjp as lv_vjp
+from validation.kernels import van_der_pol_rhs as vdp_rhs
 
 LV_THETA = np.array([1.5, 1.0, 3.0, 1.0])
 LV_Y0 = np.array([1.0, 1.0])
-
-
-@numba.njit(cache=True)
-def lv_rhs(t, y, th, out):
-    out[0] = th[0] * y[0] - th[1] * y[0] * y[1]
-    out[1] = -th[2] * y[1] + th[3] * y[0] * y[1]
-
-
-@numba.njit(cache=True)
-def lv_vjp(t, y, th, a, out_y, out_th):
-    out_y[0] = a[0] * (th[0] - th[1] * y[1]) + a[1] * th[3] * y[1]
-    out_y[1] = -a[0] * th[1] * y[0] + a[1] * (-th[2] + th[3] * y[0])
-    out_th[0] = a[0] * y[0]
-    out_th[1] = -a[0] * y[0] * y[1]
-    out_th[2] = -a[1] * y[1]
-    out_th[3] = a[1] * y[0] * y[1]
-    return 0.0
 
 
 def lv_py(t, y, th):
@@ -66,12 +52,6 @@ LINEAR = nk.ODE(linear_rhs, linear_vjp)
 def linear_py(t, y, th):
     n = y.shape[-1]
     return anp.dot(anp.reshape(th, (n, n)), y)
-
-
-@numba.njit(cache=True)
-def vdp_rhs(t, y, th, out):
-    out[0] = y[1]
-    out[1] = th[0] * (1.0 - y[0] * y[0]) * y[1] - y[0]
 
 
 def vdp_py(t, y, th):

@@ -23,8 +23,28 @@ import sympy as sp
 t, t0 = sp.symbols("t t0", real=True)
 
 
+class _SystemInfo:
+    """Properties shared by :class:`Case` and :class:`Reference`."""
+
+    @property
+    def dim(self):
+        return len(self.states)
+
+    @property
+    def is_autonomous(self):
+        return _is_autonomous(self)
+
+    @property
+    def is_linear(self):
+        return _is_linear(self)
+
+    @property
+    def kind(self):
+        return _kind(self)
+
+
 @dataclass(frozen=True)
-class Case:
+class Case(_SystemInfo):
     """One ODE with a closed-form solution.
 
     Attributes
@@ -59,21 +79,6 @@ class Case:
         """The right-hand side as an autograd-NumPy function ``fun(t, y, theta)``."""
         return _fun(self)
 
-    @property
-    def dim(self):
-        return len(self.states)
-
-    @property
-    def is_autonomous(self):
-        return _is_autonomous(self)
-
-    @property
-    def is_linear(self):
-        return _is_linear(self)
-
-    @property
-    def kind(self):
-        return _kind(self)
 
     def exact(self, ts, y0=None, theta=None):
         """Closed-form ``y(ts)``, shape ``(len(ts), n)``, with ``t0 = ts[0]``."""
@@ -134,7 +139,7 @@ def _kind(case):
 
 
 @dataclass(frozen=True)
-class Reference:
+class Reference(_SystemInfo):
     """An ODE without a closed form, checked against SciPy.
 
     Attributes
@@ -172,21 +177,6 @@ class Reference:
         SymPy Jacobians (to check compiled kernels against)."""
         return _numpy_vjp(self)
 
-    @property
-    def dim(self):
-        return len(self.states)
-
-    @property
-    def is_autonomous(self):
-        return _is_autonomous(self)
-
-    @property
-    def is_linear(self):
-        return _is_linear(self)
-
-    @property
-    def kind(self):
-        return _kind(self)
 
 
 @lru_cache(maxsize=None)
