@@ -139,12 +139,25 @@ def backward(record, g, need_t):
 
 
 def _continuous_backward(record, g, vjp, theta, n, p, stats):
-    """The ``"adjoint"`` and ``"interpolated"`` modes: one backward solve."""
-    ts_b = np.ascontiguousarray(record.ts[::-1])
-    W2 = np.ascontiguousarray(g[::-1])
+    """The ``"adjoint"`` and ``"interpolated"`` modes: one backward solve.
+
+    It stops only at the output times the loss reads (nonzero cotangent) and
+    starts from the last of them: outputs nobody differentiates cost nothing.
+    """
+    m = record.ts.size
+    read = np.flatnonzero(np.any(g != 0.0, axis=1))
+    if read.size == 0 or read[-1] == 0:
+        stats.update(nfev_backward=0, nsteps_backward=0, naccept_backward=0,
+                     nreject_backward=0)
+        if record.gradient == "adjoint":
+            stats["drift"] = np.full(m, np.nan)
+        return g[0].copy(), np.zeros(p)
+    keep = np.union1d(read, [0])[::-1]  # backward order, ending at t0
+    ts_b = np.ascontiguousarray(record.ts[keep])
+    W2 = np.ascontiguousarray(g[keep])
     opts = record.adjoint_options
     if record.gradient == "adjoint":
-        W1 = np.ascontiguousarray(record.ys[::-1])
+        W1 = np.ascontiguousarray(record.ys[keep])
         rhs = record.fun.rhs_cfunc if record.compiled else python_rhs(record.fun, record.shape)
         system = _kernels.adjoint_system(rhs, vjp, theta, n, p, W1, W2)
         z0 = np.concatenate([W1[0], W2[0], np.zeros(p)])
@@ -168,7 +181,9 @@ def _continuous_backward(record, g, vjp, theta, n, p, stats):
     stats.update(nfev_backward=info["nfev"], nsteps_backward=info["nsteps"],
                  naccept_backward=info["naccept"], nreject_backward=info["nreject"])
     if record.gradient == "adjoint":
-        stats["drift"] = system[4][::-1].copy()  # per output time, in forward order
+        drift = np.full(m, np.nan)  # per output time, NaN where the pass did not stop
+        drift[keep] = system[4]
+        stats["drift"] = drift
         return z[n:2 * n].copy(), z[2 * n:].copy()
     return z[:n].copy(), z[n:].copy()
 
