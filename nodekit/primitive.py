@@ -56,8 +56,9 @@ def _odeint(y0, t, theta, config):
     fun, opts, stats = config
     gradient = opts["gradient"]
     keep_dense = gradient in ("interpolated", "discrete")
+    theta_user = None if opts["theta_none"] else theta
     out, info, dense = integrate(
-        fun, y0, t, None if opts["theta_none"] else theta, method=opts["method"], rtol=opts["rtol"], atol=opts["atol"],
+        fun, y0, t, theta_user, method=opts["method"], rtol=opts["rtol"], atol=opts["atol"],
         max_steps=opts["max_steps"], max_step=opts["max_step"],
         first_step=opts["first_step"], step_size=opts["step_size"],
         controller=opts["controller"], dense=keep_dense)
@@ -66,7 +67,6 @@ def _odeint(y0, t, theta, config):
     stats.update(nfev_forward=info["nfev"], nsteps_forward=info["nsteps"],
                  naccept_forward=info["naccept"], nreject_forward=info["nreject"])
     ys = out.reshape((info["t"].size,) + info["shape"])
-    theta_user = None if opts["theta_none"] else theta
     record = ForwardRecord(fun, info["t"], out, theta_user, info["shape"], gradient,
                            dense, opts["adjoint"], stats)
     key = id(ys)
