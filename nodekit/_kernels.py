@@ -258,8 +258,8 @@ def dense_eval(tq, P, t_grid, h_grid, y_grid, K_grid, count, direction, out):
 # branch that merely could call the adjoint code costs the plain ODE loop a
 # factor of 1.6).  The loop is compiled and cached once per kind.
 ODE_SYSTEM = 2           #: (rhs, theta): dy/dt = rhs(t, y, theta)
-ADJOINT_SYSTEM = 7       #: (rhs, vjp, theta, ipar, drift, W1, W2)
-INTERPOLATED_SYSTEM = 10  #: (vjp, theta, ipar, work, W2, P, grid_t, grid_h, grid_y, grid_K)
+ADJOINT_SYSTEM = 8       #: (rhs, vjp, theta, ipar, drift, W1, W2, gbuf)
+INTERPOLATED_SYSTEM = 11  #: (vjp, theta, ipar, work, W2, P, grid_t, grid_h, grid_y, grid_K, gbuf)
 
 
 def ode_system(rhs, theta):
@@ -267,25 +267,28 @@ def ode_system(rhs, theta):
     return (rhs, theta)
 
 
-def adjoint_system(rhs, vjp, theta, n, p, W1, W2):
+def adjoint_system(rhs, vjp, theta, n, p, W1, W2, quadrature=True):
     """The backward system of the continuous adjoint on ``z = [x, a, g]``.
 
     ``x' = f``, ``a' = -a^T df/dx``, ``g' = -a^T df/dtheta`` (Chen et al.
     2018, eq. 4 and appendix B).  At the ``j``-th time of the backward pass
     :func:`apply_jump` re-seeds ``x`` from ``W1[j]`` (the forward solution)
     and adds ``W2[j] = dL/dy(t_j)`` to ``a``; the drift of the backward ``x``
-    from ``W1[j]`` is recorded in ``system[4][j]``.
+    from ``W1[j]`` is recorded in ``system[4][j]``.  Without ``quadrature``
+    (nobody asked for ``dL/dtheta``) the state is ``[x, a]`` only.
     """
-    return (rhs, vjp, theta, np.array([n, p, 0], dtype=np.int64),
-            np.zeros(W1.shape[0]), W1, W2)
+    return (rhs, vjp, theta, np.array([n, p, 0, int(quadrature)], dtype=np.int64),
+            np.zeros(W1.shape[0]), W1, W2, np.empty(p))
 
 
-def interpolated_system(vjp, theta, n, p, W2, P, grid_t, grid_h, grid_y, grid_K):
+def interpolated_system(vjp, theta, n, p, W2, P, grid_t, grid_h, grid_y, grid_K,
+                        quadrature=True):
     """The backward system on ``z = [a, g]`` with ``x(t)`` read from the
     forward pass's dense output (no backsolve drift); ``W2[j]`` is added to
-    ``a`` at the ``j``-th time of the backward pass."""
-    return (vjp, theta, np.array([n, p, 0], dtype=np.int64),
-            np.empty(n + P.shape[0]), W2, P, grid_t, grid_h, grid_y, grid_K)
+    ``a`` at the ``j``-th time of the backward pass.  Without ``quadrature``
+    the state is ``[a]`` only."""
+    return (vjp, theta, np.array([n, p, 0, int(quadrature)], dtype=np.int64),
+            np.empty(n + P.shape[0]), W2, P, grid_t, grid_h, grid_y, grid_K, np.empty(p))
 
 
 def evaluate(system, t, y, out):
@@ -307,8 +310,12 @@ def _evaluate_adjoint(system, t, y, out):
     p = ipar[1]
     x = y[:n]
     system[0](t, x, system[2], out[:n])
-    system[1](t, x, system[2], y[n:2 * n], out[n:2 * n], out[2 * n:2 * n + p])
-    negate(out, n, 2 * n + p)
+    if ipar[3]:
+        system[1](t, x, system[2], y[n:2 * n], out[n:2 * n], out[2 * n:2 * n + p])
+        negate(out, n, 2 * n + p)
+    else:
+        system[1](t, x, system[2], y[n:2 * n], out[n:2 * n], system[7])
+        negate(out, n, 2 * n)
 
 
 def _evaluate_interpolated(system, t, y, out):
@@ -318,8 +325,12 @@ def _evaluate_interpolated(system, t, y, out):
     x = system[3][:n]
     forward_state(t, ipar, system[3], system[5], system[6], system[7], system[8],
                   system[9], x)
-    system[0](t, x, system[1], y[:n], out[:n], out[n:n + p])
-    negate(out, 0, n + p)
+    if ipar[3]:
+        system[0](t, x, system[1], y[:n], out[:n], out[n:n + p])
+        negate(out, 0, n + p)
+    else:
+        system[0](t, x, system[1], y[:n], out[:n], system[10])
+        negate(out, 0, n)
 
 
 @_jit

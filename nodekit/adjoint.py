@@ -90,7 +90,7 @@ def _vjp_kernel(record):
     return python_vjp(record.fun, record.shape, record.theta)
 
 
-def backward(record, g, need_t):
+def backward(record, g, need_t, need_theta=True):
     """Gradients of ``sum(g * y(t))`` from a forward ``record``.
 
     Parameters
@@ -98,8 +98,9 @@ def backward(record, g, need_t):
     record : nodekit.primitive.ForwardRecord
     g : ndarray, shape (m, n)
         Cotangent of the flat outputs.
-    need_t : bool
-        Whether the gradient with respect to ``t`` is wanted.
+    need_t, need_theta : bool
+        Whether the gradients with respect to ``t`` and ``theta`` are wanted
+        (without ``theta``, the continuous modes skip its quadrature).
 
     Returns
     -------
@@ -127,7 +128,7 @@ def backward(record, g, need_t):
                        dense.h_grid, dense.y_grid, dense.K_grid, dense.t_grid.size, gy0, gth)
         stats.update(nfev_backward=int(nvjp), nsteps_backward=int(dense.t_grid.size))
     else:
-        gy0, gth = _continuous_backward(record, g, vjp, theta, n, p, stats)
+        gy0, gth = _continuous_backward(record, g, vjp, theta, n, p, need_theta, stats)
 
     gt = None
     if need_t:
@@ -138,7 +139,7 @@ def backward(record, g, need_t):
     return gy0, gt, gth, stats
 
 
-def _continuous_backward(record, g, vjp, theta, n, p, stats):
+def _continuous_backward(record, g, vjp, theta, n, p, need_theta, stats):
     """The ``"adjoint"`` and ``"interpolated"`` modes: one backward solve.
 
     It stops only at the output times the loss reads (nonzero cotangent) and
@@ -159,14 +160,15 @@ def _continuous_backward(record, g, vjp, theta, n, p, stats):
     if record.gradient == "adjoint":
         W1 = np.ascontiguousarray(record.ys[keep])
         rhs = record.fun.rhs_cfunc if record.compiled else python_rhs(record.fun, record.shape)
-        system = _kernels.adjoint_system(rhs, vjp, theta, n, p, W1, W2)
-        z0 = np.concatenate([W1[0], W2[0], np.zeros(p)])
+        system = _kernels.adjoint_system(rhs, vjp, theta, n, p, W1, W2, need_theta)
+        z0 = np.concatenate([W1[0], W2[0], np.zeros(p if need_theta else 0)])
         n_err = 2 * n if opts["seminorm"] else z0.size
     else:
         d = record.dense
         system = _kernels.interpolated_system(vjp, theta, n, p, W2, d.tableau.P,
-                                              d.t_grid, d.h_grid, d.y_grid, d.K_grid)
-        z0 = np.concatenate([W2[0], np.zeros(p)])
+                                              d.t_grid, d.h_grid, d.y_grid, d.K_grid,
+                                              need_theta)
+        z0 = np.concatenate([W2[0], np.zeros(p if need_theta else 0)])
         n_err = n if opts["seminorm"] else z0.size
     out, info, _ = run(
         record.compiled, system, z0, ts_b, opts["tableau"], np.full(z0.size, opts["rtol"]),
@@ -184,8 +186,9 @@ def _continuous_backward(record, g, vjp, theta, n, p, stats):
         drift = np.full(m, np.nan)  # per output time, NaN where the pass did not stop
         drift[keep] = system[4]
         stats["drift"] = drift
-        return z[n:2 * n].copy(), z[2 * n:].copy()
-    return z[:n].copy(), z[n:].copy()
+        gth = z[2 * n:].copy()
+        return z[n:2 * n].copy(), gth if need_theta else np.zeros(p)
+    return z[:n].copy(), z[n:].copy() if need_theta else np.zeros(p)
 
 
 def check_gradient(gradient):

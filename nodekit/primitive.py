@@ -81,7 +81,8 @@ def _odeint_vjp(argnums, ans, args, kwargs):
 
     def vjp(g):
         g = np.reshape(g, (record.ts.size, -1))
-        gy0, gt, gth, stats = backward(record, g, need_t=1 in argnums)
+        gy0, gt, gth, stats = backward(record, g, need_t=1 in argnums,
+                                       need_theta=2 in argnums)
         record.stats.update(stats)
         grads = {0: gy0.reshape(np.shape(y0)),
                  1: None if gt is None else gt.reshape(np.shape(t)),

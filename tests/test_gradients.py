@@ -302,3 +302,16 @@ def test_gradient_of_a_loss_reading_only_y0_is_free():
                                                    stats=st)[0] ** 2))(LV_Y0)
     np.testing.assert_allclose(g, 2 * LV_Y0)
     assert st["nfev_backward"] == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("fun", [LV, lv_py], ids=["compiled", "python"])
+def test_parameter_quadrature_skipped_when_only_y0_is_wanted(mode, fun):
+    ts = np.linspace(0.0, 10.0, 20)
+    st_both, st_y0 = {}, {}
+    loss = lambda y0, th, st: anp.sum(nk.odeint(fun, y0, ts, th, rtol=1e-8, atol=1e-10,
+                                                gradient=mode, stats=st) ** 2)
+    gy0_both, _ = autograd.grad(lambda y0, th: loss(y0, th, st_both), (0, 1))(LV_Y0, LV_THETA)
+    gy0 = autograd.grad(lambda y0: loss(y0, LV_THETA, st_y0))(LV_Y0)
+    np.testing.assert_allclose(gy0, gy0_both, rtol=1e-5)
+    assert st_y0["nfev_backward"] <= st_both["nfev_backward"]
