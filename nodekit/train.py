@@ -228,7 +228,7 @@ def _as_args(batch):
 
 
 def fit(fun, theta0, *, optimizer, iters, batches=None, callback=None, progress=True,
-        stats=None, value_and_grad=None):
+        stats=None, value_and_grad=None, schedule=None):
     """Minimise a loss over a flat parameter vector, step by step.
 
     Parameters
@@ -261,6 +261,9 @@ def fit(fun, theta0, *, optimizer, iters, batches=None, callback=None, progress=
         ``nfev_backward`` are recorded.
     value_and_grad : bool, optional
         True if ``fun`` returns ``(loss, grad)``, False if only the loss.
+    schedule : callable, optional
+        ``schedule(i) -> lr``: the optimiser's learning rate for step ``i``
+        (set on ``optimizer.lr`` before the step).
 
     Returns
     -------
@@ -289,6 +292,9 @@ def fit(fun, theta0, *, optimizer, iters, batches=None, callback=None, progress=
                         f"nk.train.Adam()); got {optimizer!r}.")
     if stats is not None and not isinstance(stats, dict):
         raise TypeError(f"`stats` must be a dict; got {type(stats).__name__}.")
+    if schedule is not None and not (callable(schedule) and hasattr(optimizer, "lr")):
+        raise TypeError("`schedule` must be a callable schedule(i) -> lr for an optimiser "
+                        f"with an `lr`; got schedule={schedule!r} for {optimizer!r}.")
     next_batch = _batch_source(batches)
     mode = value_and_grad
     vg = None
@@ -349,6 +355,8 @@ def fit(fun, theta0, *, optimizer, iters, batches=None, callback=None, progress=
             losses.append(loss)
             nf.append(f_fwd)
             nb.append(f_bwd)
+            if schedule is not None:
+                optimizer.lr = _check_lr(schedule(i))
             theta = np.asarray(optimizer.step(theta, grad), dtype=np.float64)
             if bar is not None:
                 post = {"loss": f"{loss:.4g}"}

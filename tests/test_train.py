@@ -133,3 +133,23 @@ def test_save_load_roundtrip(tmp_path):
     assert load(tmp_path / "bare.npz")[1] is None
     with pytest.raises(ValueError, match=r"`theta` must have shape \(27,\)"):
         save(path, theta[:-1], model)
+
+
+def test_fit_learning_rate_schedule_is_applied_each_step():
+    seen = []
+
+    class Recording(SGD):
+        def step(self, theta, grad):
+            seen.append(self.lr)
+            return super().step(theta, grad)
+
+    res = fit(lambda th: (float(th @ th), 2 * th), np.ones(3), optimizer=Recording(lr=0.1),
+              iters=4, schedule=lambda i: 0.1 / (1 + i), progress=False)
+    assert res.success
+    np.testing.assert_allclose(seen, [0.1, 0.05, 0.1 / 3, 0.025])
+    with pytest.raises(ValueError, match="`lr` must be a positive"):
+        fit(lambda th: (float(th @ th), 2 * th), np.ones(3), optimizer=SGD(lr=0.1), iters=2,
+            schedule=lambda i: -1.0, progress=False)
+    with pytest.raises(TypeError, match="`schedule`"):
+        fit(lambda th: (float(th @ th), 2 * th), np.ones(3), optimizer=SGD(lr=0.1), iters=2,
+            schedule=0.1, progress=False)
