@@ -92,12 +92,9 @@ def train(name, data, *, epochs=EPOCHS, iters=None, seed=0, batch_size=BATCH_SIZ
         batches = [(x[i], data.y_train[i])
                    for i in minibatches(n, batch_size, rng)][:total - done]
 
-        def schedule(i, th, loss, info, _start=done):
-            opt.lr = lr * decay ** (_start + i + 1)
-
         res = fit(loss, theta, optimizer=opt, iters=len(batches), batches=batches,
-                  stats=model.stats, progress=False, callback=schedule,
-                  value_and_grad=False)
+                  stats=model.stats, progress=False, value_and_grad=False,
+                  schedule=lambda i, _start=done: lr * decay ** (_start + i))
         theta = res.theta
         done += res.iterations
         losses += list(res.loss)
