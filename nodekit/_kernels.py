@@ -219,19 +219,33 @@ def store_stages(K, K_grid, r):
             K_grid[r, s, i] = K[s, i]
 
 
+@_inline
+def record_values(y_rec, y, K_rec, K):
+    """Append ``y`` and ``K`` (row by row) to the flat step record."""
+    for i in range(y.size):
+        y_rec.append(y[i])
+    for s in range(K.shape[0]):
+        for i in range(K.shape[1]):
+            K_rec.append(K[s, i])
+
+
 @_jit
-def grow(t_grid, h_grid, y_grid, K_grid, count):
-    """The step record with twice the capacity, the first ``count`` rows kept."""
-    cap = 2 * t_grid.size
-    t2 = np.empty(cap)
-    h2 = np.empty(cap)
-    y2 = np.empty((cap, y_grid.shape[1]))
-    K2 = np.empty((cap, K_grid.shape[1], K_grid.shape[2]))
-    t2[:count] = t_grid[:count]
-    h2[:count] = h_grid[:count]
-    y2[:count] = y_grid[:count]
-    K2[:count] = K_grid[:count]
-    return t2, h2, y2, K2
+def stack_record(t_rec, h_rec, y_rec, K_rec, n, S):
+    """The recorded steps as arrays: ``t_grid, h_grid, y_grid, K_grid, count``."""
+    count = len(t_rec)
+    t_grid = np.empty(count)
+    h_grid = np.empty(count)
+    y_grid = np.empty((count, n))
+    K_grid = np.empty((count, S, n))
+    for r in range(count):
+        t_grid[r] = t_rec[r]
+        h_grid[r] = h_rec[r]
+        for i in range(n):
+            y_grid[r, i] = y_rec[r * n + i]
+        for s in range(S):
+            for i in range(n):
+                K_grid[r, s, i] = K_rec[(r * S + s) * n + i]
+    return t_grid, h_grid, y_grid, K_grid, count
 
 
 @_jit
@@ -472,12 +486,12 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
     span = abs(t_end - t0)
     adaptive = fixed_step <= 0.0
 
-    cap = 16 if dense else 1
-    t_grid = np.empty(cap)
-    h_grid = np.empty(cap)
-    y_grid = np.empty((cap, n))
-    K_grid = np.empty((cap, S, n))
-    n_dense = 0
+    # the record of accepted steps (dense output, discrete adjoint): lists, so
+    # that no array of the loop is re-bound as the record grows
+    t_rec = [t0 for _ in range(0)]
+    h_rec = [t0 for _ in range(0)]
+    y_rec = [t0 for _ in range(0)]  # n values a step
+    K_rec = [t0 for _ in range(0)]  # S * n values a step
 
     set_row(out, 0, y0)
     n_out = 1
@@ -493,8 +507,8 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
     set_row(K, 0, fk)
     nfev += 1
     if not all_finite(fk):
-        return (FAILED_NONFINITE, t, h, nfev, nsteps, naccept, nreject, n_out,
-                t_grid, h_grid, y_grid, K_grid, n_dense)
+        return (FAILED_NONFINITE, t, h, nfev, nsteps, naccept, nreject, n_out) + \
+            stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
 
     if adaptive:
         if first_step > 0.0:
@@ -577,13 +591,9 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
             if extras:
                 nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp)
                 extras = False
-            if n_dense == t_grid.size:
-                t_grid, h_grid, y_grid, K_grid = grow(t_grid, h_grid, y_grid, K_grid, n_dense)
-            t_grid[n_dense] = t
-            h_grid[n_dense] = h
-            set_row(y_grid, n_dense, y)
-            store_stages(K, K_grid, n_dense)
-            n_dense += 1
+            t_rec.append(t)
+            h_rec.append(h)
+            record_values(y_rec, y, K_rec, K)
 
         jumped = False
         while n_out < m and direction * (ts[n_out] - t_new) <= 0.0:
@@ -618,8 +628,8 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
             err_prev = max(err, 1e-4)
             rejected = False
 
-    return (status, t, h, nfev, nsteps, naccept, nreject, n_out,
-            t_grid, h_grid, y_grid, K_grid, n_dense)
+    return (status, t, h, nfev, nsteps, naccept, nreject, n_out) + \
+        stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
 
 
 @_jit
@@ -720,6 +730,7 @@ def _python_twins(names):
     return {name: g[name] for name in names}
 
 
-_PY = _python_twins(["stages", "integrate", "reverse_steps"])
+_PY = _python_twins(["stages", "integrate", "reverse_steps", "stack_record",
+                     "record_values"])
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]

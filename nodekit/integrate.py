@@ -183,7 +183,7 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
             bool(dense), bool(jumps), out)
     res = run_loop(compiled, args)
     (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
-     t_grid, h_grid, y_grid, K_grid, n_dense) = res
+     t_grid, h_grid, y_grid, K_grid, _) = res
     info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
                 nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
                 nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
@@ -196,8 +196,7 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
         info["message"] = STATUS_MESSAGES[0]
     dense_data = None
     if dense:
-        dense_data = DenseSolution(tableau, t_grid[:n_dense].copy(), h_grid[:n_dense].copy(),
-                                   y_grid[:n_dense].copy(), K_grid[:n_dense].copy(),
+        dense_data = DenseSolution(tableau, t_grid, h_grid, y_grid, K_grid,
                                    float(ts[0]), float(t_reached), shape)
     return out, info, dense_data
 
