@@ -212,14 +212,6 @@ def dense_point(tq, P, t_grid, h_grid, y_grid, K_grid, idx, w, out):
 
 
 @_inline
-def store_stages(K, K_grid, r):
-    """``K_grid[r] = K`` without creating views."""
-    for s in range(K.shape[0]):
-        for i in range(K.shape[1]):
-            K_grid[r, s, i] = K[s, i]
-
-
-@_inline
 def record_values(y_rec, y, K_rec, K):
     """Append ``y`` and ``K`` (row by row) to the flat step record."""
     for i in range(y.size):
