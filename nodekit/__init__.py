@@ -12,6 +12,7 @@ True
 from .controllers import PIController
 from .integrate import Solution, solve
 from .ode import ODE
+from .ensemble import EnsembleSolution, solve_ensemble
 from .primitive import SolveError, odeint
 from . import adjoint  # noqa: F401  (nk.adjoint.GRADIENTS, nk.adjoint.GradientError)
 from .adjoint import GradientError
@@ -29,4 +30,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'nodekit' has no attribute {name!r}")
 
 __all__ = ["ODE", "METHODS", "ButcherTableau", "GradientError", "PIController",
-           "Solution", "SolveError", "get_tableau", "odeint", "solve", "__version__"]
+           "EnsembleSolution", "Solution", "SolveError", "get_tableau", "odeint", "solve", "solve_ensemble", "__version__"]
