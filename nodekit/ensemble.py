@@ -17,12 +17,17 @@ import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import NamedTuple
 
+import autograd.numpy as anp
 import numba as nb
 import numpy as np
+from autograd import make_vjp
+from autograd.extend import defvjp_argnums, primitive
+from autograd.numpy.numpy_boxes import ArrayBox
 
 from . import _checks, _kernels
 from .integrate import DEFAULT_MAX_STEPS, STATUS_MESSAGES, _DEFAULT_CONTROLLER, integrate
 from .ode import ODE
+from .primitive import odeint
 from .tableaux import get_tableau
 
 #: Columns of the integer statistics kept per trajectory.
@@ -368,3 +373,98 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method="dopri5", rtol=1e-6, atol
         istats[:, 1].copy(), istats[:, 2].copy(), istats[:, 3].copy(), istats[:, 4].copy(),
         fstats[:, 0].copy(), fstats[:, 1].copy(), bool(np.all(status == 0)),
         _summary(status, messages))
+
+
+# ---------------------------------------------------------------------------
+# Gradients: one autograd primitive over the ensemble, whose VJP runs the
+# trajectories' backward passes in parallel.
+# ---------------------------------------------------------------------------
+@primitive
+def _odeint_ensemble(y0s, t, thetas, config):
+    """Solve every trajectory with :func:`nodekit.odeint` under autograd and keep
+    each trajectory's VJP (its forward record) for the backward pass."""
+    fun, options, workers, vjps = config
+    ys = []
+    for i in range(y0s.shape[0]):
+        ti = t[i] if t.ndim == 2 else t
+        vjp, y = make_vjp(lambda y0, tt, th: odeint(fun, y0, tt, th, **options),
+                          argnum=(0, 1, 2))(y0s[i], ti, thetas[i])
+        vjps.append(vjp)
+        ys.append(y)
+    return np.stack(ys)
+
+
+def _odeint_ensemble_vjp(argnums, ans, args, kwargs):
+    y0s, t, thetas, (_, _, workers, vjps) = args
+
+    def vjp(g):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda i: vjps[i](g[i]), range(len(vjps))))
+        grads = {0: np.stack([p[0] for p in parts]),
+                 1: np.stack([p[1] for p in parts]),
+                 2: np.stack([p[2] for p in parts])}
+        if t.ndim == 1:
+            grads[1] = grads[1].sum(axis=0)
+        return tuple(grads[i] for i in argnums)
+
+    return vjp
+
+
+defvjp_argnums(_odeint_ensemble, _odeint_ensemble_vjp)
+
+
+def odeint_ensemble(fun, y0s, t, thetas=None, *, workers=None, **options):
+    """Solve many trajectories of one ODE differentiably: :func:`nodekit.odeint`
+    over an ensemble.
+
+    Returns ``y`` of shape ``(N, m) + y0.shape``.  ``autograd.grad`` works
+    through it with respect to ``y0s``, ``t`` and ``thetas``; the backward
+    passes of the trajectories run in parallel in a thread pool (a compiled
+    :class:`nodekit.ODE` releases the GIL in its loops), and each equals the
+    gradient :func:`nodekit.odeint` gives for that trajectory alone.
+
+    Parameters
+    ----------
+    fun, y0s, t, thetas
+        As for :func:`solve_ensemble` (rows of length 1 are shared; their
+        gradients are summed over the trajectories).
+    workers : int, optional
+        Threads for the backward passes (default: ``NUMBA_NUM_THREADS``).
+    **options
+        Any option of :func:`nodekit.odeint` (``method``, ``rtol``, ``atol``,
+        ``gradient``, ...), shared by every trajectory.
+
+    Examples
+    --------
+    >>> import autograd, autograd.numpy as anp, numpy as np, nodekit as nk
+    >>> loss = lambda th: anp.sum(nk.odeint_ensemble(
+    ...     lambda t, y, k: -k * y, np.ones((3, 1)), [0.0, 1.0], th, rtol=1e-10)[:, -1])
+    >>> g = autograd.grad(loss)(np.array([[0.5], [1.0], [2.0]]))
+    >>> bool(np.allclose(g[:, 0], -np.exp(-np.array([0.5, 1.0, 2.0])), rtol=1e-6))
+    True
+    """
+    y0s = anp.asarray(y0s, dtype=float) if not isinstance(y0s, ArrayBox) else y0s
+    t = anp.asarray(t, dtype=float) if not isinstance(t, ArrayBox) else t
+    if thetas is None:
+        thetas = np.empty((1, 0))
+    elif not isinstance(thetas, ArrayBox):
+        thetas = anp.asarray(thetas, dtype=float)
+    if anp.ndim(thetas) == 1:
+        thetas = anp.reshape(thetas, (1, -1))
+    if anp.ndim(y0s) < 1 or anp.ndim(thetas) != 2 or anp.ndim(t) not in (1, 2):
+        raise ValueError("`y0s` must have shape (N,) + y0.shape, `thetas` (N, p) or (p,), "
+                         f"`t` (m,) or (N, m); got shapes {anp.shape(y0s)}, "
+                         f"{anp.shape(thetas)}, {anp.shape(t)}.")
+    rows = {len(a) for a in (y0s, thetas) if len(a) != 1}
+    if anp.ndim(t) == 2 and len(t) != 1:
+        rows.add(len(t))
+    if len(rows) > 1:
+        raise ValueError("The numbers of trajectories disagree: `y0s` has "
+                         f"{len(y0s)}, `thetas` {len(thetas)}, `t` "
+                         f"{len(t) if anp.ndim(t) == 2 else 'shared'} rows.")
+    n_traj = rows.pop() if rows else 1
+    y0s, thetas = (a if len(a) == n_traj else anp.repeat(a, n_traj, axis=0)
+                   for a in (y0s, thetas))
+    if workers is None:
+        workers = nb.config.NUMBA_NUM_THREADS or os.cpu_count() or 1
+    return _odeint_ensemble(y0s, t, thetas, (fun, options, int(workers), []))

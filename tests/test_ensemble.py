@@ -172,3 +172,41 @@ def test_dask_cluster_equals_local():
     np.testing.assert_array_equal(remote.y, local.y)
     np.testing.assert_array_equal(remote.nfev, local.nfev)
     assert remote.messages == local.messages
+
+
+LV_GRAD = nk.ODE(lotka_volterra_rhs, __import__("validation.kernels").kernels.lotka_volterra_vjp)
+
+
+@pytest.mark.parametrize("gradient", ["adjoint", "interpolated", "discrete"])
+def test_gradient_equals_loop_of_odeint(gradient):
+    import autograd
+    import autograd.numpy as anp
+    y0s, thetas = _lv_problem(4, seed=3)
+    t = np.linspace(0.0, 2.0, 6)
+    opts = dict(rtol=1e-8, atol=1e-10, gradient=gradient)
+
+    def loss_ens(y0s, t, thetas):
+        return anp.sum(nk.odeint_ensemble(LV_GRAD, y0s, t, thetas, workers=2, **opts) ** 2)
+
+    def loss_loop(y0s, t, thetas):
+        return sum(anp.sum(nk.odeint(LV_GRAD, y0s[i], t, thetas[i], **opts) ** 2)
+                   for i in range(len(y0s)))
+
+    g_ens = autograd.grad(loss_ens, (0, 1, 2))(y0s, t, thetas)
+    g_loop = autograd.grad(loss_loop, (0, 1, 2))(y0s, t, thetas)
+    for a, b in zip(g_ens, g_loop):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    assert loss_ens(y0s, t, thetas) == pytest.approx(loss_loop(y0s, t, thetas), rel=1e-14)
+
+
+def test_gradient_of_shared_theta_sums_over_trajectories():
+    import autograd
+    import autograd.numpy as anp
+    y0s = np.array([[1.0], [2.0], [0.5]])
+    t = np.linspace(0.0, 1.0, 3)
+    fun = lambda t, y, k: -k * y  # noqa: E731
+    loss = lambda k: anp.sum(nk.odeint_ensemble(fun, y0s, t, k, rtol=1e-11,  # noqa: E731
+                                                atol=1e-13)[:, -1])
+    g = autograd.grad(loss)(np.array([0.7]))
+    # d/dk sum_i y0_i exp(-k) = -exp(-k) sum_i y0_i
+    np.testing.assert_allclose(g, [-np.exp(-0.7) * y0s.sum()], rtol=1e-8)
