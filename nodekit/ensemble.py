@@ -197,6 +197,12 @@ def _solve_chunk_python(fun, prob, tableau, options, lo, hi, out, istats, fstats
         fstats[i] = info["t_reached"], info["h_last"]
 
 
+def _slice(prob, lo, hi):
+    """Trajectories ``lo .. hi-1`` of ``prob`` (shared rows stay shared)."""
+    return _Problem(*(a[lo:hi] if a.shape[0] > 1 else a
+                      for a in (prob.y0s, prob.thetas, prob.ts)), prob.shape, hi - lo)
+
+
 def _run_local(fun, prob, tableau, options, lo, hi, workers, progress):
     """Trajectories ``lo .. hi-1`` on this machine: arrays ``(y, istats, fstats)``."""
     n = hi - lo
@@ -204,8 +210,7 @@ def _run_local(fun, prob, tableau, options, lo, hi, workers, progress):
     out = np.full((n, m, size), np.nan)
     istats = np.zeros((n, len(_STATS)), dtype=np.int64)
     fstats = np.zeros((n, 2))
-    sub = _Problem(*(a[lo:hi] if a.shape[0] > 1 else a
-                     for a in (prob.y0s, prob.thetas, prob.ts)), prob.shape, n)
+    sub = _slice(prob, lo, hi)
     compiled = isinstance(fun, ODE)
     job = _solve_chunk_compiled if compiled else _solve_chunk_python
     if not compiled:
@@ -233,8 +238,10 @@ def _run_dask(client, fun, prob, tableau, options, workers, progress):
     chunks = _chunks(prob.n_traj, options.get("chunk_size"),
                      max(1, len(client.scheduler_info().get("workers", {}))))
     local = dict(options, chunk_size=None)
-    futures = [client.submit(_run_local, fun, prob, tableau, local, lo, hi,
-                             workers or 1, False, pure=False) for lo, hi in chunks]
+    # each task gets only its own rows; the ODE travels by reference to its
+    # kernels' module, and the worker compiles or loads them from its cache
+    futures = [client.submit(_run_local, fun, _slice(prob, lo, hi), tableau, local, 0,
+                             hi - lo, workers or 1, False, pure=False) for lo, hi in chunks]
     bar = _progress(progress, len(futures))
     from dask.distributed import as_completed as dask_completed
     for _ in dask_completed(futures):
