@@ -62,13 +62,13 @@ def forward_rows(n, quick):
     lv = _lv()
     y0s, thetas = problem(n)
     rep = 1 if quick else 3
-    solve = lambda w: nk.solve_ensemble(lv, y0s, T, thetas, rtol=RTOL, atol=ATOL,  # noqa: E731
+    solve = lambda w: nk.solve_ensemble(lv, y0s, T, thetas, rtol=RTOL, atol=ATOL,
                                         workers=w)
     ens = solve(1)
     rows = {}
     for w in (1, 2):
         rows[f"nodekit solve_ensemble, {w} thread{'s' * (w > 1)}"] = \
-            median_time(lambda: solve(w), repeat=rep, warmup=0, min_time=0)
+            median_time(lambda w=w: solve(w), repeat=rep, warmup=0, min_time=0)
     k = min(n, 300)
     rows[f"nodekit loop of nk.solve (first {k}, scaled)"] = n / k * median_time(
         lambda: [nk.solve(lv, y0s[i], T, thetas[i], rtol=RTOL, atol=ATOL) for i in range(k)],
@@ -94,8 +94,8 @@ def dask_rows(n, quick, chunk_sizes):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         for c in chunk_sizes:
-            run = lambda: nk.solve_ensemble(lv, y0s, T, thetas, rtol=RTOL,  # noqa: E731
-                                            atol=ATOL, client=client, chunk_size=c, workers=1)
+            run = lambda c=c: nk.solve_ensemble(lv, y0s, T, thetas, rtol=RTOL, atol=ATOL,
+                                                client=client, chunk_size=c, workers=1)
             run()  # workers load their kernels
             rows[f"Dask LocalCluster, 2 worker processes, chunk_size={c}"] = median_time(
                 run, repeat=1 if quick else 3, warmup=0, min_time=0)
@@ -111,11 +111,11 @@ def gradient_rows(n, quick):
     y0s, thetas = problem(n)
     rows = {}
     for w in (1, 2):
-        g = autograd.grad(lambda y0s, th: anp.sum(nk.odeint_ensemble(  # noqa: E731
+        g = autograd.grad(lambda y0s, th, w=w: anp.sum(nk.odeint_ensemble(
             lv, y0s, T, th, rtol=RTOL, atol=ATOL, workers=w) ** 2), (0, 1))
         g(y0s[:2], thetas[:2])
         rows[f"nodekit odeint_ensemble adjoint, {w} thread{'s' * (w > 1)}"] = median_time(
-            lambda: g(y0s, thetas), repeat=1, warmup=0, min_time=0)
+            lambda g=g: g(y0s, thetas), repeat=1, warmup=0, min_time=0)
     if _importable("jax") and _importable("diffrax"):
         import jax
         fn, args = _diffrax_vmap(y0s, thetas, gradient=True)
@@ -145,7 +145,7 @@ def _diffrax_vmap(y0s, thetas, gradient=False):
             stepsize_controller=diffrax.PIDController(rtol=RTOL, atol=ATOL)).ys
 
     if gradient:
-        loss = lambda y0s, ths: jnp.sum(jax.vmap(one)(y0s, ths) ** 2)  # noqa: E731
+        loss = lambda y0s, ths: jnp.sum(jax.vmap(one)(y0s, ths) ** 2)
         fn = jax.jit(jax.grad(loss, argnums=(0, 1)))
     else:
         fn = jax.jit(jax.vmap(one))

@@ -188,10 +188,10 @@ def _solve_chunk_compiled(fun, prob, tableau, options, lo, hi, out, istats, fsta
 
 def _solve_chunk_python(fun, prob, tableau, options, lo, hi, out, istats, fstats):
     for i in range(lo, hi):
-        pick = (lambda a: a[i if a.shape[0] > 1 else 0])
-        theta = pick(prob.thetas) if prob.thetas.shape[1] else None
-        ys, info, _ = integrate(fun, pick(prob.y0s).reshape(prob.shape), pick(prob.ts),
-                                theta, **options)
+        y0, theta, t = (a[i if a.shape[0] > 1 else 0]
+                        for a in (prob.y0s, prob.thetas, prob.ts))
+        ys, info, _ = integrate(fun, y0.reshape(prob.shape), t,
+                                theta if theta.size else None, **options)
         out[i] = ys
         istats[i] = [info[k] for k in _STATS]
         fstats[i] = info["t_reached"], info["h_last"]
@@ -390,7 +390,7 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method="dopri5", rtol=1e-6, atol
 def _odeint_ensemble(y0s, t, thetas, config):
     """Solve every trajectory with :func:`nodekit.odeint` under autograd and keep
     each trajectory's VJP (its forward record) for the backward pass."""
-    fun, options, workers, vjps = config
+    fun, options, _, vjps = config
     ys = []
     for i in range(y0s.shape[0]):
         ti = t[i] if t.ndim == 2 else t
@@ -402,7 +402,7 @@ def _odeint_ensemble(y0s, t, thetas, config):
 
 
 def _odeint_ensemble_vjp(argnums, ans, args, kwargs):
-    y0s, t, thetas, (_, _, workers, vjps) = args
+    t, (_, _, workers, vjps) = args[1], args[3]
 
     def vjp(g):
         with ThreadPoolExecutor(max_workers=workers) as pool:

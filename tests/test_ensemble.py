@@ -159,21 +159,6 @@ def test_progress_bar(capsys):
     assert "ensemble" in capsys.readouterr().err
 
 
-def test_dask_cluster_equals_local():
-    distributed = pytest.importorskip("dask.distributed")
-    y0s, thetas = _lv_problem(12)
-    t = np.linspace(0.0, 2.0, 5)
-    local = nk.solve_ensemble(LV, y0s, t, thetas, rtol=1e-8, atol=1e-10)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        remote = nk.solve_ensemble(LV, y0s, t, thetas, rtol=1e-8, atol=1e-10,
-                                   client=client, chunk_size=5)
-    np.testing.assert_array_equal(remote.y, local.y)
-    np.testing.assert_array_equal(remote.nfev, local.nfev)
-    assert remote.messages == local.messages
-
-
 LV_GRAD = nk.ODE(lotka_volterra_rhs, __import__("validation.kernels").kernels.lotka_volterra_vjp)
 
 
