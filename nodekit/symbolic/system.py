@@ -173,6 +173,15 @@ class ODESystem:
     def from_strings(cls, rhs, params=(), t="t", *, name=None):
         """Build a system from strings.
 
+        The strings are parsed with a whitelist, never evaluated: they may
+        use numbers, the declared names (states, ``params``, ``t``),
+        ``+ - * / **``, the functions ``sin cos tan asin acos atan atan2 sinh
+        cosh tanh asinh acosh atanh exp log sqrt abs min max sign floor
+        ceiling Heaviside erf erfc`` and the constant ``pi``.  Every other
+        name is an error (``E`` is not Euler's number; write ``exp(1)``), and
+        so is every other construct (``^``: write ``**``).  A declared name
+        may be a Python keyword (``lambda``).
+
         Parameters
         ----------
         rhs : dict of str to str
@@ -193,8 +202,10 @@ class ODESystem:
         TypeError
             If ``rhs`` is not a dict of strings or a name is not a string.
         ValueError
-            If an expression cannot be parsed, or any check of
-            :class:`ODESystem` fails (e.g. an undeclared name).
+            If an expression cannot be parsed or uses anything outside the
+            whitelist (the message names the token; an undeclared name gets
+            the list of declared ones), a name is declared twice, or any
+            check of :class:`ODESystem` fails.
 
         Examples
         --------
@@ -203,7 +214,7 @@ class ODESystem:
         ...                        params=["a", "b", "c", "d"]).states
         (x, y)
         """
-        from sympy.parsing.sympy_parser import parse_expr
+        from .parse import parse_expression
         if not isinstance(rhs, dict):
             raise TypeError("`rhs` must be a dict {state name: expression string}; got "
                             f"{_describe(rhs)}.")
@@ -214,7 +225,14 @@ class ODESystem:
             for nm in names:
                 if not isinstance(nm, str) or not nm.isidentifier():
                     raise TypeError(f"{label} must be identifier strings; got {nm!r}.")
-        table = {nm: sp.Symbol(nm) for nm in [t] + list(rhs) + list(params)}
+        table = {}
+        for kind, names in (("the time `t`", [t]), ("a state", list(rhs)),
+                            ("a parameter", list(params))):
+            for nm in names:
+                if nm in table:
+                    raise ValueError(f"The name {nm!r} is declared twice (again as {kind}); "
+                                     "each state, parameter and the time need distinct names.")
+                table[nm] = sp.Symbol(nm)
         exprs = []
         for key, text in rhs.items():
             if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -222,11 +240,7 @@ class ODESystem:
             if not isinstance(text, str):
                 raise TypeError(f"`rhs[{key!r}]` must be an expression string; got "
                                 f"{_describe(text)}.")
-            try:
-                exprs.append(parse_expr(text, local_dict=dict(table)))
-            except Exception as exc:
-                raise ValueError(f"`rhs[{key!r}]` = {text!r} could not be parsed as a "
-                                 f"SymPy expression: {exc}") from exc
+            exprs.append(parse_expression(text, table, f"`rhs[{key!r}]`"))
         return cls(t=table[t], states=[table[k] for k in rhs],
                    params=[table[p] for p in params], rhs=exprs, name=name)
 
