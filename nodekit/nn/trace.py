@@ -42,6 +42,7 @@ References
 .. [3] M. F. Hutchinson, "A stochastic estimator of the trace of the influence
    matrix for Laplacian smoothing splines", 1990.
 """
+from .. import _codecache
 from ..ode import ODE
 from . import codegen
 from .layers import ELU, Dense, Power, ReLU, Sigmoid, Sin, Softplus, Tanh
@@ -52,9 +53,6 @@ TRACES = ("exact", "hutchinson")
 #: Bump whenever the generated source changes.
 GENERATOR_VERSION = 1
 
-_MODULES = {}
-
-
 def check_trace(trace):
     """``trace`` if it is one of :data:`TRACES`, else a ValueError."""
     if trace not in TRACES:
@@ -64,46 +62,13 @@ def check_trace(trace):
     return trace
 
 
-def load_module(kind, payload, make_source):
-    """Import the generated module described by ``payload`` (writing it if needed).
+def load_module(payload, make_source):
+    """Import the generated module described by ``payload``, writing it if needed.
 
-    Uses the project's generated-code cache (``$NODEKIT_CACHE/<kind>``).
+    Kept in the project's generated-code cache (:mod:`nodekit._codecache`,
+    folder ``cnf``).
     """
-    try:
-        from .. import _codecache
-    except ImportError:   # before the shared code cache: the nn cache folder
-        _codecache = None
-    if _codecache is not None:
-        return _codecache.load_or_write(kind, _codecache.make_key(payload), make_source)
-    import hashlib
-    import json
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
-    if key not in _MODULES:
-        _MODULES[key] = _load_fallback(f"nodekit_{kind}_{key}", make_source())
-    return _MODULES[key]
-
-
-def _load_fallback(name, source):
-    import importlib.util
-    import os
-    import sys
-    import tempfile
-    folder = codegen.cache_dir()
-    path = os.path.join(folder, name + ".py")
-    current = None
-    if os.path.exists(path):
-        with open(path) as fh:
-            current = fh.read()
-    if current != source:
-        fd, tmp = tempfile.mkstemp(prefix=name, suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(source)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return _codecache.load_or_write("cnf", _codecache.make_key(payload), make_source)
 
 
 # ----------------------------------------------------------------------------
@@ -416,5 +381,5 @@ def cnf_ode(dynamics, trace="exact"):
                         f"got {type(dynamics).__name__} {dynamics!r}.")
     payload = {"generator": "nodekit.nn.trace", "version": GENERATOR_VERSION,
                "trace": trace, "model": dynamics.spec()}
-    module = load_module("cnf", payload, make)
+    module = load_module(payload, make)
     return ODE(module.cnf_rhs, module.cnf_vjp, name=f"CNF[{dynamics!r}, {trace}]")
