@@ -29,7 +29,7 @@ from ..ode import ODE
 from . import tape
 
 #: Bump when the generated source (or how it is compiled) changes for the same system.
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "symbolic"
 #: The generated modules of one system, in the order they are usually needed.

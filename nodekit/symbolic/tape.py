@@ -23,11 +23,12 @@ import numba
 import numpy as np
 import sympy as sp
 
-# opcodes: loads, constants, arithmetic, functions, stores
-(LOAD_Y, LOAD_THETA, LOAD_A, LOAD_T, CONST, ADD, MUL, INV, POW, SQUARE, SQRT,
+# opcodes: constants, arithmetic, functions, stores.  Generated modules hold
+# tapes in this format: changing it requires a new codegen.GENERATOR_VERSION.
+(CONST, ADD, MUL, INV, POW, SQUARE, SQRT,
  SIN, COS, TAN, ASIN, ACOS, ATAN, SINH, COSH, TANH, ASINH, ACOSH, ATANH, EXP, LOG,
  ABS, FLOOR, CEIL, SIGN, ERF, ERFC, ATAN2, MAX, MIN, HEAVISIDE, STORE1, STORE2,
- RETURN) = range(38)
+ RETURN) = range(34)
 
 _UNARY = {sp.sin: SIN, sp.cos: COS, sp.tan: TAN, sp.asin: ASIN, sp.acos: ACOS,
           sp.atan: ATAN, sp.sinh: SINH, sp.cosh: COSH, sp.tanh: TANH, sp.asinh: ASINH,
@@ -42,18 +43,22 @@ class Unsupported(Exception):
 
 class Tape(NamedTuple):
     """A computation as data: ``code`` rows ``(opcode, dst, i, j)`` over
-    ``n_registers`` float registers, with constants ``consts``."""
+    ``n_registers`` float registers, with constants ``consts``.
+
+    Row 0 is a header ``(n_y, n_theta, n_a, 0)``: registers ``0``, ``1 ..
+    n_y``, then ``n_theta`` and ``n_a`` more hold ``t``, ``y``, ``theta``
+    and ``a`` (copied in before the first instruction, so that no
+    instruction loads); temporaries follow."""
     code: np.ndarray
     consts: np.ndarray
     n_registers: int
 
 
 class _Recorder:
-    def __init__(self, loads, t):
-        self.loads = loads        # dummy symbol -> (opcode, index)
-        self.t = t
-        self.code, self.consts, self.memo, self.const_memo = [], [], {}, {}
-        self.n = 0
+    def __init__(self, inputs):
+        self.code, self.consts, self.const_memo = [], [], {}
+        self.memo = {s: k for k, s in enumerate(inputs)}  # t, y, theta, a: registers 0, 1, ...
+        self.n = len(inputs)
 
     def emit(self, op, i=0, j=0):
         self.code.append((op, self.n, i, j))
@@ -76,10 +81,6 @@ class _Recorder:
         return r
 
     def _record(self, e):
-        if e in self.loads:
-            return self.emit(*self.loads[e])
-        if e == self.t:
-            return self.emit(LOAD_T)
         if e.is_Number or e.is_NumberSymbol:
             return self.const(e)
         func = type(e)
@@ -134,10 +135,10 @@ def record(targets, exprs, syms):
     Unsupported
         If an expression holds a function the tape has no instruction for.
     """
-    loads = {s: (LOAD_Y, i) for i, s in enumerate(syms.ys)}
-    loads.update({s: (LOAD_THETA, k) for k, s in enumerate(syms.ths)})
-    loads.update({s: (LOAD_A, i) for i, s in enumerate(syms.adj)})
-    rec = _Recorder(loads, syms.t)
+    uses_a = any(where == 0 for where, _ in targets)  # the VJP (it returns a.df/dt) reads a
+    adj = list(syms.adj) if uses_a else []
+    rec = _Recorder([syms.t, *syms.ys, *syms.ths, *adj])
+    rec.code.append((len(syms.ys), len(syms.ths), len(adj), 0))
     stores = []
     for (where, index), e in zip(targets, exprs):
         stores.append(({1: STORE1, 2: STORE2, 0: RETURN}[where], index, rec.reg(e)))
@@ -162,19 +163,21 @@ def run(code, consts, n_registers, t, y, theta, a, out1, out2):
     """Execute a tape: loads from ``t, y, theta, a``, stores into ``out1`` and
     ``out2``; returns the value of a ``RETURN`` instruction (else 0)."""
     r = np.empty(n_registers)
+    n_y, n_theta, n_a = code[0, 0], code[0, 1], code[0, 2]
+    r[0] = t
+    for k in range(n_y):
+        r[1 + k] = y[k]
+    for k in range(n_theta):
+        r[1 + n_y + k] = theta[k]
+    for k in range(n_a):
+        r[1 + n_y + n_theta + k] = a[k]
     ret = 0.0
-    for k in range(code.shape[0]):
+    for k in range(1, code.shape[0]):
         op, d, i, j = code[k, 0], code[k, 1], code[k, 2], code[k, 3]
         if op == MUL:
             r[d] = r[i] * r[j]
         elif op == ADD:
             r[d] = r[i] + r[j]
-        elif op == LOAD_THETA:
-            r[d] = theta[i]
-        elif op == LOAD_Y:
-            r[d] = y[i]
-        elif op == LOAD_A:
-            r[d] = a[i]
         elif op == CONST:
             r[d] = consts[i]
         elif op == STORE1:
@@ -183,8 +186,6 @@ def run(code, consts, n_registers, t, y, theta, a, out1, out2):
             out2[d] = r[i]
         elif op == RETURN:
             ret = r[i]
-        elif op == LOAD_T:
-            r[d] = t
         elif op == INV:
             r[d] = 1.0 / r[i]
         elif op == SQUARE:
