@@ -15,3 +15,6 @@ from .planar import PlanarFlow
 
 __all__ = ["MODELS", "MLP", "ODENet", "ResNet", "RKNet", "Classifier", "accuracy", "build",
            "cross_entropy", "mlp_hidden_for", "CNF", "Normal", "PlanarFlow"]
+from .latent import LatentODE, PoissonProcess, RNNBaseline
+
+__all__ += ["LatentODE", "PoissonProcess", "RNNBaseline"]
