@@ -104,3 +104,31 @@ def test_second_order_derivatives_raise_a_clear_error(fun):
         autograd.hessian(loss)(LV_THETA)
     with pytest.raises(NotImplementedError, match="[Ss]econd-order"):
         autograd.grad(lambda th: anp.sum(autograd.grad(loss)(th)))(LV_THETA)
+
+
+# --- errors and warnings that say what to do ------------------------------------------
+def _plain_numpy_lv(t, y, th):
+    return np.array([th[0] * y[0] - th[1] * y[0] * y[1], -th[2] * y[1] + th[3] * y[0] * y[1]])
+
+
+@pytest.mark.parametrize("mode", ["adjoint", "interpolated", "discrete"])
+def test_plain_numpy_fun_warns_once_naming_autograd_numpy(mode):
+    loss = lambda th: anp.sum(nk.odeint(_plain_numpy_lv, LV_Y0, [0.0, 1.0], th, gradient=mode))
+    with pytest.warns(nk.UntracedFunctionWarning, match="autograd.numpy") as rec:
+        autograd.grad(loss)(LV_THETA)
+    assert len([w for w in rec if issubclass(w.category, nk.UntracedFunctionWarning)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", nk.UntracedFunctionWarning)
+        autograd.grad(lambda th: anp.sum(nk.odeint(lv_py, LV_Y0, [0.0, 1.0], th,
+                                                   gradient=mode)))(LV_THETA)
+
+
+@pytest.mark.parametrize("mode", ["adjoint", "interpolated"])
+def test_more_output_times_than_max_steps_still_differentiates(mode):
+    """The backward pass stops at every output time read: those stops do not
+    count against `max_steps`, which the forward pass (dense output) never
+    needed for them."""
+    ts = np.linspace(0.0, 5.0, 300)
+    loss = lambda th, **kw: anp.sum(nk.odeint(LV, LV_Y0, ts, th, gradient=mode, **kw) ** 2)
+    g = autograd.grad(lambda th: loss(th, max_steps=150))(LV_THETA)
+    np.testing.assert_allclose(g, autograd.grad(loss)(LV_THETA), rtol=1e-12)
