@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # subpackages that pull in SymPy (or generate code) load on first use,
     # so that `import nodekit` stays fast
-    if name in ("symbolic", "nn", "train"):
+    if name in ("symbolic", "nn", "train", "models", "datasets"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nodekit' has no attribute {name!r}")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import autograd
 import autograd.numpy as anp
@@ -133,24 +134,18 @@ def test_tampered_symbolic_module_is_regenerated(tmp_path):
 # --- threads (item 17) -------------------------------------------------------------
 def test_threads_compiling_one_system_all_succeed(tmp_path):
     barrier = threading.Barrier(4)
-    results, errors = [], []
 
-    def work():
+    def work(_):
         system = ODESystem.from_strings(LV, params=["a", "b", "c", "d"])
         barrier.wait()
-        try:
-            ode = system.compile(cache_dir=tmp_path)
-            results.append((ode, ode.rhs, ode.vjp))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
+        ode = system.compile(cache_dir=tmp_path)
+        return ode, ode.rhs, ode.vjp
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert errors == [] and len(results) == 4
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))  # re-raises a thread's exception
     assert all(r == results[0] for r in results)
+    assert results[0][0].vjp(0.0, np.ones(2), np.ones(4), np.ones(2), np.empty(2),
+                             np.empty(4)) == 0.0
 
 
 # --- derivatives are built when needed --------------------------------------------

@@ -2,32 +2,19 @@
 
 :mod:`nodekit.models.odenet`: the four classifiers of Table 1 (MLP, ResNet,
 ODE-Net, RK-Net) for flat inputs such as the 8x8 digits.
-"""
-from .odenet import (
-    MODELS,
-    Classifier,
-    MLPClassifier,
-    ODENet,
-    ResNet,
-    RKNet,
-    accuracy,
-    build,
-    cross_entropy,
-    mlp_hidden_for,
-)
 
-__all__ = [
-    "MODELS",
-    "Classifier",
-    "MLPClassifier",
-    "ODENet",
-    "RKNet",
-    "ResNet",
-    "accuracy",
-    "build",
-    "cross_entropy",
-    "mlp_hidden_for",
-]
+:mod:`nodekit.models.cnf`: continuous normalizing flows (:class:`CNF`), with
+:class:`Normal` base distributions and the planar-flow baseline
+(:class:`PlanarFlow`).
+"""
+from .cnf import CNF
+from .distributions import Normal
+from .odenet import (MODELS, MLPClassifier, ODENet, ResNet, RKNet, Classifier, accuracy,
+                     build, cross_entropy, mlp_hidden_for)
+from .planar import PlanarFlow
+
+__all__ = ["MODELS", "MLPClassifier", "ODENet", "ResNet", "RKNet", "Classifier", "accuracy",
+           "build", "cross_entropy", "mlp_hidden_for", "CNF", "Normal", "PlanarFlow"]
 
 
 def __getattr__(name):

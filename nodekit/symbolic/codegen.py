@@ -26,13 +26,19 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .. import _codecache
 from ..ode import ODE
+from . import tape
 
 #: Bump when the generated source (or how it is compiled) changes for the same system.
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "symbolic"
 #: The generated modules of one system, in the order they are usually needed.
 PARTS = ("rhs", "vjp", "jac")
+#: How kernels are written: straight-line code, a tape run by one compiled
+#: interpreter (:mod:`nodekit.symbolic.tape`), or chosen by size.
+KERNEL_MODES = ("auto", "straight", "tape")
+#: In ``'auto'`` mode, kernels of more tape instructions than this are tapes.
+TAPE_THRESHOLD = 1000
 
 
 def default_cache_dir():
@@ -48,29 +54,34 @@ def default_cache_dir():
     return _codecache.cache_folder(KIND)
 
 
+def _check_mode(kernels):
+    if kernels not in KERNEL_MODES:
+        raise ValueError(f"`kernels` must be one of {', '.join(map(repr, KERNEL_MODES))}; "
+                         f"got {kernels!r}.")
+
+
 def _check_part(part):
     if part not in PARTS:
         raise ValueError(f"`part` must be one of {', '.join(map(repr, PARTS))}; got {part!r}.")
 
 
-def system_key(system, part="rhs"):
+def system_key(system, part="rhs", kernels="auto"):
     """Hex digest naming the generated module ``part`` of ``system``.
 
     A hash of the expressions (``srepr``, which includes symbol names and
     assumptions), the order of time, states and parameters, the part, the
-    generator version and the SymPy version (whose printer and ``cse``
-    shape the code).
+    kernel mode, the generator version and the SymPy version (whose printer
+    and ``cse`` shape the code).
     """
     _check_part(part)
+    _check_mode(kernels)
     return _codecache.make_key({
         "generator": "nodekit.symbolic", "version": GENERATOR_VERSION,
-        "sympy": sp.__version__, "part": part,
-        "t": sp.srepr(system.t), "states": [sp.srepr(s) for s in system.states],
-        "params": [sp.srepr(s) for s in system.params],
-        "rhs": [sp.srepr(e) for e in system.rhs]})
+        "sympy": sp.__version__, "part": part, "kernels": kernels,
+        "system": system.srepr})
 
 
-def module_path(system, cache_dir=None, part="rhs"):
+def module_path(system, cache_dir=None, part="rhs", kernels="auto"):
     """Path of the generated module ``part`` of ``system`` (it may not exist yet).
 
     Parameters
@@ -79,12 +90,13 @@ def module_path(system, cache_dir=None, part="rhs"):
     cache_dir : str or os.PathLike, optional
         Default :func:`default_cache_dir`.
     part : {'rhs', 'vjp', 'jac'}, default 'rhs'
+    kernels : {'auto', 'straight', 'tape'}, default 'auto'
 
     Returns
     -------
     str
     """
-    return _codecache.module_path(KIND, system_key(system, part), cache_dir)
+    return _codecache.module_path(KIND, system_key(system, part, kernels), cache_dir)
 
 
 # --- printing -------------------------------------------------------------------
@@ -175,9 +187,57 @@ def _block(targets, exprs, syms, what, indent="    "):
     return lines
 
 
-def _derivative(fi, s, i, system, var):
-    """``d fi / d s``, or a ValueError if SymPy leaves it unevaluated."""
-    d = fi.diff(s)
+class _Kernel(NamedTuple):
+    """One generated kernel: its signature, what it computes and where each
+    value goes (straight-line target text, and tape target ``(array, index)``
+    with ``array`` 1 or 2 for the first or second output, 0 to return)."""
+    signature: str
+    doc: str
+    exprs: list
+    targets: list
+    tape_targets: list
+    tape_args: str      # t, y, theta, a, out1, out2 as passed to tape.run
+    returns: bool
+
+
+def _kernel_source(kernel, syms, kernels):
+    """Straight-line code, or a tape and a one-line kernel running it."""
+    name = kernel.signature.split("(")[0]
+    exprs = [_prepare(sp.sympify(e)) for e in kernel.exprs]
+    if kernels != "straight":
+        try:
+            tp = tape.record(kernel.tape_targets, exprs, syms)
+        except tape.Unsupported:
+            tp = None
+        if tp is not None and (kernels == "tape" or len(tp.code) > TAPE_THRESHOLD):
+            table = f"_{name}_tape"
+            call = (f"tape.run({table}, {table}_consts, {table}_registers, "
+                    f"{kernel.tape_args})")
+            return [*tape.source(tp, table), "", "", _DECO, f"def {kernel.signature}:",
+                    f'    """{kernel.doc} (a tape of {len(tp.code)} instructions)."""',
+                    f"    return {call}" if kernel.returns else f"    {call}"]
+    return [_DECO, f"def {kernel.signature}:", f'    """{kernel.doc}."""',
+            *_block(kernel.targets, exprs, syms, name)]
+
+
+def _diff(e, s):
+    """``d e / d s`` by the sum and product rules over the arguments that
+    hold ``s`` only (SymPy's own rules visit every argument), then ``diff``."""
+    if e == s:
+        return sp.S.One
+    if e.is_Add or e.is_Mul:
+        holding = [k for k, arg in enumerate(e.args) if s in arg.free_symbols]
+        if e.is_Add:
+            return sp.Add(*[_diff(e.args[k], s) for k in holding])
+        return sp.Add(*[sp.Mul(*e.args[:k], _diff(e.args[k], s), *e.args[k + 1:])
+                        for k in holding])
+    return e.diff(s)
+
+
+def _derivative(terms, s, i, system, var):
+    """``d f_i / d s`` from the terms of ``f_i`` that hold ``s``, or a
+    ValueError if SymPy leaves it unevaluated."""
+    d = sp.Add(*[_diff(term, s) for term in terms])
     if d.has(sp.Derivative):
         raise ValueError(
             f"The derivative of rhs[{i}] = {system.rhs[i]} with respect to {var} cannot be "
@@ -189,8 +249,11 @@ def _derivative(fi, s, i, system, var):
 
 def _derivatives(system, syms):
     """Rows of ``df_i/dy_j``, ``df_i/dtheta_k`` and ``df_i/dt`` as dicts
-    {column: expression} holding only the entries whose symbol ``f_i`` contains
-    (a dense linear system of n states costs O(n^2) derivatives, not O(n^3))."""
+    {column: expression} holding only the entries whose symbol ``f_i`` contains.
+
+    Each term of a sum is visited once to find its symbols, and each
+    derivative sums the derivatives of the terms that hold the symbol: a
+    dense linear system of n states costs O(n^2), not O(n^3)."""
     cols = {s: ("y", j) for j, s in enumerate(syms.ys)}
     cols.update({s: ("theta", k) for k, s in enumerate(syms.ths)})
     cols[syms.t] = ("t", 0)
@@ -199,8 +262,13 @@ def _derivatives(system, syms):
     names[syms.t] = system.t
     rows = []
     for i, fi in enumerate(syms.f):
-        free = sorted((s for s in fi.free_symbols if s in cols), key=lambda s: cols[s])
-        rows.append({cols[s]: _derivative(fi, s, i, system, names[s]) for s in free})
+        holding = {}
+        for term in (fi.args if fi.is_Add else (fi,)):
+            for s in term.free_symbols:
+                if s in cols:
+                    holding.setdefault(s, []).append(term)
+        rows.append({cols[s]: _derivative(holding[s], s, i, system, names[s])
+                     for s in sorted(holding, key=lambda s: cols[s])})
     return rows
 
 
@@ -215,20 +283,21 @@ def _header(system, key, part):
         f"# states: {sym_list('y', system.states)}",
         f"# params: {sym_list('theta', system.params)}",
     ]
-    head += [f"# d{s}/dt = {e}" for s, e in zip(system.states, system.rhs)]
-    return head + ["import math", "", "import numba", "", ""]
+    head += [f"# d{s}/dt = {sp.sstr(e, order='none')}" for s, e in zip(system.states, system.rhs)]
+    return head + ["import math", "", "import numba"]
 
 
 _DECO = '@numba.njit(cache=True, error_model="numpy")'
 
 
-def _rhs_body(system, syms):
+def _rhs_kernels(system, syms):
     n = system.n_states
-    return [_DECO, "def rhs(t, y, theta, out):", '    """dy/dt into out, shape (n,)."""',
-            *_block([f"out[{i}]" for i in range(n)], syms.f, syms, "rhs")]
+    return [_Kernel("rhs(t, y, theta, out)", "dy/dt into out, shape (n,)", syms.f,
+                    [f"out[{i}]" for i in range(n)], [(1, i) for i in range(n)],
+                    "t, y, theta, y, out, out", False)]
 
 
-def _vjp_body(system, syms):
+def _vjp_kernels(system, syms):
     n, p = system.n_states, system.n_params
     g = {("y", j): [] for j in range(n)}
     g.update({("theta", k): [] for k in range(p)})
@@ -236,35 +305,34 @@ def _vjp_body(system, syms):
     for i, row in enumerate(_derivatives(system, syms)):
         for col, d in row.items():
             g[col].append(syms.adj[i] * d)
-    exprs = [sp.Add(*terms) for terms in g.values()]
-    targets = [f"out_y[{j}]" for j in range(n)] + [f"out_theta[{k}]" for k in range(p)] + [None]
-    return [_DECO, "def vjp(t, y, theta, a, out_y, out_theta):",
-            '    """out_y = a^T df/dy, out_theta = a^T df/dtheta; returns a^T df/dt."""',
-            *_block(targets, exprs, syms, "vjp")]
+    return [_Kernel(
+        "vjp(t, y, theta, a, out_y, out_theta)",
+        "out_y = a^T df/dy, out_theta = a^T df/dtheta; returns a^T df/dt",
+        [sp.Add(*terms) for terms in g.values()],
+        [f"out_y[{j}]" for j in range(n)] + [f"out_theta[{k}]" for k in range(p)] + [None],
+        [(1, j) for j in range(n)] + [(2, k) for k in range(p)] + [(0, 0)],
+        "t, y, theta, a, out_y, out_theta", True)]
 
 
-def _jac_body(system, syms):
+def _jac_kernels(system, syms):
     n, p = system.n_states, system.n_params
     rows = _derivatives(system, syms)
-    body = [_DECO, "def jac_y(t, y, theta, out):", '    """df/dy into out, shape (n, n)."""']
-    body += _block([f"out[{i}, {j}]" for i in range(n) for j in range(n)],
-                   [rows[i].get(("y", j), 0) for i in range(n) for j in range(n)], syms,
-                   "jac_y")
-    body += ["", "", _DECO, "def jac_theta(t, y, theta, out):",
-             '    """df/dtheta into out, shape (n, p)."""']
-    if p:
-        body += _block([f"out[{i}, {k}]" for i in range(n) for k in range(p)],
-                       [rows[i].get(("theta", k), 0) for i in range(n) for k in range(p)],
-                       syms, "jac_theta")
-    else:
-        body += ["    return"]
-    return body
+    flat = "t, y, theta, y, out.reshape(out.size), out"
+    return [
+        _Kernel("jac_y(t, y, theta, out)", "df/dy into out, shape (n, n)",
+                [rows[i].get(("y", j), 0) for i in range(n) for j in range(n)],
+                [f"out[{i}, {j}]" for i in range(n) for j in range(n)],
+                [(1, i * n + j) for i in range(n) for j in range(n)], flat, False),
+        _Kernel("jac_theta(t, y, theta, out)", "df/dtheta into out, shape (n, p)",
+                [rows[i].get(("theta", k), 0) for i in range(n) for k in range(p)],
+                [f"out[{i}, {k}]" for i in range(n) for k in range(p)],
+                [(1, i * p + k) for i in range(n) for k in range(p)], flat, False)]
 
 
-_BODIES = {"rhs": _rhs_body, "vjp": _vjp_body, "jac": _jac_body}
+_KERNELS = {"rhs": _rhs_kernels, "vjp": _vjp_kernels, "jac": _jac_kernels}
 
 
-def generate_source(system, part="rhs"):
+def generate_source(system, part="rhs", kernels="auto"):
     """The Python source of the generated module ``part`` of ``system``.
 
     Parameters
@@ -273,6 +341,9 @@ def generate_source(system, part="rhs"):
     part : {'rhs', 'vjp', 'jac'}, default 'rhs'
         ``'rhs'`` holds ``rhs``; ``'vjp'`` holds ``vjp``; ``'jac'`` holds
         ``jac_y`` and ``jac_theta``.
+    kernels : {'auto', 'straight', 'tape'}, default 'auto'
+        Straight-line code, a tape (:mod:`nodekit.symbolic.tape`), or a tape
+        for kernels of more than :data:`TAPE_THRESHOLD` instructions.
 
     Returns
     -------
@@ -285,15 +356,20 @@ def generate_source(system, part="rhs"):
         If an expression (or a needed derivative) cannot be written as
         Numba-compatible code.
     """
-    key = system_key(system, part)
+    key = system_key(system, part, kernels)
     syms = _symbols(system)
-    return "\n".join(_header(system, key, part) + _BODIES[part](system, syms)) + "\n"
+    body = []
+    for kernel in _KERNELS[part](system, syms):
+        body += ["", ""] + _kernel_source(kernel, syms, kernels)
+    imports = ["import numpy as np", "", "from nodekit.symbolic import tape"] \
+        if any("tape.run(" in line for line in body) else []
+    return "\n".join(_header(system, key, part) + imports + body) + "\n"
 
 
 # --- the compiled ODE -------------------------------------------------------------
-def _load_part(system, part, cache_dir):
-    return _codecache.load_or_write(KIND, system_key(system, part),
-                                    lambda: generate_source(system, part), cache_dir)
+def _load_part(system, part, cache_dir, kernels):
+    return _codecache.load_or_write(KIND, system_key(system, part, kernels),
+                                    lambda: generate_source(system, part, kernels), cache_dir)
 
 
 class SymbolicODE(ODE):
@@ -324,10 +400,11 @@ class SymbolicODE(ODE):
         The hash naming it.
     """
 
-    def __init__(self, system, cache_dir=None):
+    def __init__(self, system, cache_dir=None, kernels="auto"):
         self.system = system
         self.cache_dir = cache_dir
-        self.key = system_key(system)
+        self.kernels = kernels
+        self.key = system_key(system, "rhs", kernels)
         self._parts = {}
         mod = self._part("rhs")
         self.source_path = mod.__file__
@@ -336,7 +413,8 @@ class SymbolicODE(ODE):
     def _part(self, part):
         with _codecache.LOCK:
             if part not in self._parts:
-                self._parts[part] = _load_part(self.system, part, self.cache_dir)
+                self._parts[part] = _load_part(self.system, part, self.cache_dir,
+                                               self.kernels)
             return self._parts[part]
 
     @property
@@ -358,7 +436,7 @@ class SymbolicODE(ODE):
         return self._part("jac").jac_theta
 
     def __reduce__(self):
-        return compile_system, (self.system, self.cache_dir)
+        return compile_system, (self.system, self.cache_dir, self.kernels)
 
     def __repr__(self):
         return f"nk.ODE({self.name}, symbolic, key={self.key})"
@@ -367,7 +445,7 @@ class SymbolicODE(ODE):
 _ODES = {}
 
 
-def compile_system(system, cache_dir=None):
+def compile_system(system, cache_dir=None, kernels="auto"):
     """Generate (or find in the cache) and load the kernels of ``system``.
 
     See :meth:`ODESystem.compile`.  Thread-safe: threads compiling the same
@@ -378,8 +456,9 @@ def compile_system(system, cache_dir=None):
             raise TypeError(f"`cache_dir` must be a path (str or os.PathLike); got "
                             f"{type(cache_dir).__name__} {cache_dir!r}.")
         cache_dir = os.path.abspath(os.fsdecode(cache_dir))
-    memo = (_codecache.cache_folder(KIND, cache_dir), system_key(system), system.name)
+    memo = (_codecache.cache_folder(KIND, cache_dir), system_key(system, "rhs", kernels),
+            system.name)
     with _codecache.LOCK:
         if memo not in _ODES:
-            _ODES[memo] = SymbolicODE(system, cache_dir)
+            _ODES[memo] = SymbolicODE(system, cache_dir, kernels)
         return _ODES[memo]
