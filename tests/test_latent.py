@@ -83,7 +83,7 @@ def test_elbo_pieces_by_hand():
     # Gaussian likelihood of dec(z0) at every observed point minus the KL
     model = LatentODE(obs_dim=2, latent_dim=2, hidden=3, rnn_hidden=3, noise_std=0.5)
     theta = model.init(0)
-    theta[model.layout.slice("dyn")] = 0.0
+    theta[model.parts.slices["dyn"]] = 0.0
     t, x, mask = tiny_batch()
     eps = np.random.default_rng(1).standard_normal((3, 2))
     mu, logvar = model.encode(theta, t, x, mask)

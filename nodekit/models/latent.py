@@ -39,9 +39,9 @@ import autograd.numpy as anp
 import numpy as np
 
 from .._checks import check_options
-from ..nn import MLP
+from ..nn import MLP, Chain, Dense
+from ..nn.model import check_theta_shape
 from ..primitive import _ODEINT_OPTIONS, odeint
-from .odenet import _dense_init, _Layout
 
 #: Recurrent cells of the encoder.
 ENCODERS = ("rnn", "gru")
@@ -188,24 +188,49 @@ def _bias_name(w):
     return "b" + w[1:]
 
 
-def _add_dense(layout, prefix, n_in, n_out):
-    layout.add(f"{prefix}.W", (n_in, n_out))
-    layout.add(f"{prefix}.b", (n_out,))
+class Parts:
+    """Named ``nk.nn`` networks whose parameters are consecutive slices of one ``theta``."""
+
+    def __init__(self):
+        self.nets = {}
+        self.slices = {}
+        self.size = 0
+
+    def add(self, name, net):
+        self.nets[name] = net
+        self.slices[name] = slice(self.size, self.size + net.n_params)
+        self.size += net.n_params
+        return net
+
+    def apply(self, name, theta, h):
+        """Network ``name`` on the rows of ``h``, its parameters read from ``theta``."""
+        return self.nets[name].apply(0.0, h, theta[self.slices[name]])
+
+    def dense(self, name, theta):
+        """``(W, b)`` of the one-layer network ``name`` (W of shape (n_in, n_out))."""
+        (_, _, w_shape), (_, off_b, _) = self.nets[name].layout[0]
+        th = theta[self.slices[name]]
+        return anp.reshape(th[:off_b], w_shape), th[off_b:]
+
+    def init(self, seed):
+        """Every network's ``'torch'`` initialisation, drawn in turn from one generator."""
+        rng = _rng(seed)
+        return np.concatenate([net.init(rng, scheme="torch") for net in self.nets.values()])
 
 
-def _add_cell(layout, prefix, cell, n_in, hidden):
+def _add_cell(parts, prefix, cell, n_in, hidden):
+    """One ``Dense(n_in + hidden, hidden)`` per weight block of the cell."""
     for w in _CELLS[cell][1]:
-        layout.add(f"{prefix}.{w}", (n_in + hidden, hidden))
-        layout.add(f"{prefix}.{_bias_name(w)}", (hidden,))
+        parts.add(f"{prefix}.{w}", Chain(Dense(n_in + hidden, hidden)))
 
 
-def cell_params(layout, theta, prefix, cell, n_in):
+def cell_params(parts, theta, prefix, cell, n_in):
     """The blocks a cell reads: every ``W`` split into its input and state rows."""
     p = {}
     for w in _CELLS[cell][1]:
-        W = layout.get(theta, f"{prefix}.{w}")
+        W, b = parts.dense(f"{prefix}.{w}", theta)
         p[w + "x"], p[w + "h"] = W[:n_in], W[n_in:]
-        p[_bias_name(w)] = layout.get(theta, f"{prefix}.{_bias_name(w)}")
+        p[_bias_name(w)] = b
     return p
 
 
@@ -235,19 +260,6 @@ def run_masked(cell, p, inputs, mask, h0, reverse=False):
             continue
         h = anp.where(m[:, None], cell(p, inputs[:, j], h), h)
     return h
-
-
-def _init_layout(layout, seed):
-    """PyTorch-style uniform initial values for every ``.W``/``.b`` pair of blocks."""
-    rng = _rng(seed)
-    theta = np.zeros(layout.size)
-    for name, off, shape in layout.blocks:
-        if len(shape) == 2:
-            w, b = _dense_init(rng, shape[0], shape[1])
-            theta[off:off + w.size] = w.ravel()
-            prefix, wname = name.rsplit(".", 1)
-            theta[layout.slice(f"{prefix}.{_bias_name(wname)}")] = b
-    return theta
 
 
 def gaussian_log_likelihood(x, mean, std, mask):
@@ -298,8 +310,10 @@ class LatentODE:
     ----------
     dynamics : nodekit.nn.Sequential
         ``f``; its compiled ``dynamics.ode`` is what is solved.
-    layout : parameter blocks of ``theta`` (``'dyn'``, ``'enc.*'``, ``'enc.out.*'``,
-        ``'dec.*'``).
+    parts : Parts
+        The networks sharing ``theta``, in order: ``'dyn'`` (the dynamics),
+        the encoder cell's blocks ``'enc.W'`` (or ``'enc.Wr'``, ``'enc.Wu'``,
+        ``'enc.Wn'``), ``'enc.out'`` (state to ``[mu, logvar]``), ``'dec'``.
     n_params : int
 
     Examples
@@ -330,16 +344,16 @@ class LatentODE:
                       "LatentODE")
         self.solver_options = {**DEFAULT_SOLVER, **solver_options}
         self.dynamics = MLP(self.latent_dim, [self.hidden, self.hidden], "elu")
-        L = self.layout = _Layout()
-        L.add("dyn", (self.dynamics.n_params,))
-        _add_cell(L, "enc", self.encoder, self.obs_dim + 1, self.rnn_hidden)
-        _add_dense(L, "enc.out", self.rnn_hidden, 2 * self.latent_dim)
-        _add_dense(L, "dec.0", self.latent_dim, self.hidden)
-        _add_dense(L, "dec.1", self.hidden, self.obs_dim)
+        P = self.parts = Parts()
+        P.add("dyn", self.dynamics)
+        _add_cell(P, "enc", self.encoder, self.obs_dim + 1, self.rnn_hidden)
+        P.add("enc.out", Chain(Dense(self.rnn_hidden, 2 * self.latent_dim)))
+        P.add("dec", Chain(Dense(self.latent_dim, self.hidden), "relu",
+                           Dense(self.hidden, self.obs_dim)))
 
     @property
     def n_params(self):
-        return self.layout.size
+        return self.parts.size
 
     def init(self, seed=0):
         """Initial parameters: PyTorch's ``nn.Linear`` default everywhere.
@@ -348,13 +362,10 @@ class LatentODE:
         -------
         theta : ndarray, shape (n_params,)
         """
-        rng = _rng(seed)
-        theta = _init_layout(self.layout, rng)
-        theta[self.layout.slice("dyn")] = self.dynamics.init(rng)
-        return theta
+        return self.parts.init(seed)
 
     def _check_theta(self, theta):
-        _check_flat(theta, self)
+        check_theta_shape(theta, self.n_params, self)
 
     # ------------------------------------------------------------------ pieces
 
@@ -374,21 +385,15 @@ class LatentODE:
 
     def _encode(self, theta, batch):
         inputs = np.concatenate([batch.x, time_gaps(batch)[:, :, None]], axis=2)
-        p = cell_params(self.layout, theta, "enc", self.encoder, self.obs_dim + 1)
+        p = cell_params(self.parts, theta, "enc", self.encoder, self.obs_dim + 1)
         h0 = np.zeros((batch.x.shape[0], self.rnn_hidden))
         h = run_masked(_CELLS[self.encoder][0], p, inputs, batch.mask, h0, reverse=True)
-        out = anp.dot(h, self.layout.get(theta, "enc.out.W")) + self.layout.get(theta,
-                                                                                 "enc.out.b")
+        out = self.parts.apply("enc.out", theta, h)
         return out[:, :self.latent_dim], out[:, self.latent_dim:]
 
     def decode(self, theta, z):
         """``dec(z)`` for latent states of shape (..., latent_dim): (..., obs_dim)."""
-        g = self.layout.get
-        shape = np.shape(z)
-        z2 = anp.reshape(z, (-1, shape[-1]))     # 2-D products: BLAS, also in the VJPs
-        h = anp.maximum(anp.dot(z2, g(theta, "dec.0.W")) + g(theta, "dec.0.b"), 0.0)
-        x = anp.dot(h, g(theta, "dec.1.W")) + g(theta, "dec.1.b")
-        return anp.reshape(x, shape[:-1] + (self.obs_dim,))
+        return self.parts.apply("dec", theta, z)
 
     def latent_trajectory(self, theta, z0, t, *, stats=None, **options):
         """Solve the latent ODE from ``z0`` (at ``t[0]``) through ``t``.
@@ -410,7 +415,7 @@ class LatentODE:
         """
         opts = {**self.solver_options, **options}
         return odeint(self.dynamics.ode, z0, np.asarray(t, dtype=np.float64),
-                      theta[self.layout.slice("dyn")], stats=stats, **opts)
+                      theta[self.parts.slices["dyn"]], stats=stats, **opts)
 
     # ------------------------------------------------------------------ objective
 
@@ -542,12 +547,6 @@ class LatentODE:
                 f"encoder={self.encoder!r}, noise_std={self.noise_std})")
 
 
-def _check_flat(theta, model):
-    if np.shape(theta) != (model.n_params,):
-        raise ValueError(f"`theta` must be a flat vector of length {model.n_params} (the "
-                         f"parameters of {model!r}); got shape {np.shape(theta)}.")
-
-
 def _reduce(value, reduction):
     if reduction == "mean":
         return anp.mean(value)
@@ -586,26 +585,26 @@ class RNNBaseline:
         self.obs_dim, self.rnn_hidden = int(obs_dim), int(rnn_hidden)
         self.cell = _check_cell(cell, "cell")
         self.noise_std = float(noise_std)
-        L = self.layout = _Layout()
-        _add_cell(L, "rnn", self.cell, self.obs_dim + 1, self.rnn_hidden)
-        _add_dense(L, "out", self.rnn_hidden, self.obs_dim)
+        P = self.parts = Parts()
+        _add_cell(P, "rnn", self.cell, self.obs_dim + 1, self.rnn_hidden)
+        P.add("out", Chain(Dense(self.rnn_hidden, self.obs_dim)))
 
     @property
     def n_params(self):
-        return self.layout.size
+        return self.parts.size
 
     def init(self, seed=0):
         """Initial parameters (PyTorch's ``nn.Linear`` default)."""
-        return _init_layout(self.layout, seed)
+        return self.parts.init(seed)
 
     def _check_theta(self, theta):
-        _check_flat(theta, self)
+        check_theta_shape(theta, self.n_params, self)
 
     def _run(self, theta, batch):
         """One-step-ahead predictions (B, T, D) and the final state and input."""
         cell = _CELLS[self.cell][0]
-        p = cell_params(self.layout, theta, "rnn", self.cell, self.obs_dim + 1)
-        W, b = self.layout.get(theta, "out.W"), self.layout.get(theta, "out.b")
+        p = cell_params(self.parts, theta, "rnn", self.cell, self.obs_dim + 1)
+        W, b = self.parts.dense("out", theta)
         gaps = time_gaps(batch)
         n = batch.x.shape[0]
         h = np.zeros((n, self.rnn_hidden))
@@ -645,8 +644,8 @@ class RNNBaseline:
                              f"{t_pred!r}.")
         _, h, prev = self._run(theta, batch)
         cell = _CELLS[self.cell][0]
-        p = cell_params(self.layout, theta, "rnn", self.cell, self.obs_dim + 1)
-        W, b = self.layout.get(theta, "out.W"), self.layout.get(theta, "out.b")
+        p = cell_params(self.parts, theta, "rnn", self.cell, self.obs_dim + 1)
+        W, b = self.parts.dense("out", theta)
         out = []
         for tp in t_pred:
             h = cell(p, np.concatenate([prev, (tp - last)[:, None]], axis=1), h)
