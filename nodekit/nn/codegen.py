@@ -210,7 +210,12 @@ class NetODE(ODE):
     def __init__(self, model):
         module = load_kernels(model)
         self.spec = model.spec()
+        self._model = model
         super().__init__(module.nn_rhs, module.nn_vjp, name=repr(model))
+
+    def check_sizes(self, y0, theta):
+        """``y0`` must have rows of the model's width, ``theta`` its parameters."""
+        self._model.check_sizes(y0, theta)
 
     def __reduce__(self):
         return _ode_of_spec, (self.spec,)
