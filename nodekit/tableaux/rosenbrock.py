@@ -256,18 +256,22 @@ def rosenbrock_order_residuals(tableau: RosenbrockTableau, max_order: int,
     s = tableau.n_stages
     one, zero = Fraction(1), Fraction(0)
     beta = [[tableau.alpha[i][j] + tableau.Gamma[i][j] for j in range(s)] for i in range(s)]
+    th = one
     if which == "b":
-        w, rhs = tableau.b, (lambda t: one / tree_density(t))
+        w = tableau.b
     elif which == "b_hat":
-        w, rhs = tableau.b_hat, (lambda t: one / tree_density(t))
+        w = tableau.b_hat
     elif which == "dense":
         th = Fraction(theta)
         p = [sum((coef * th ** (k + 1) for k, coef in enumerate(row)), zero)
              for row in tableau.P_exact]
         w = _matmul([p], [list(r) for r in tableau.Gamma])[0]
-        rhs = (lambda t: th ** tree_order(t) / tree_density(t))
     else:
         raise ValueError(f"`which` must be 'b', 'b_hat' or 'dense'; got {which!r}.")
+
+    def rhs(t):  # theta**|t| / gamma(t), theta = 1 for the step's end
+        return th ** tree_order(t) / tree_density(t)
+
     return _weights_residuals([list(r) for r in tableau.alpha], [zero] * s, list(w),
                               max_order, rhs, one, zero, single=beta)
 
