@@ -17,6 +17,8 @@ from . import adjoint  # noqa: F401  (nk.adjoint.GRADIENTS, nk.adjoint.GradientE
 from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
 from .tableaux.rosenbrock import ROSENBROCK_METHODS as STIFF_METHODS
+from ._warnings import (AccuracyWarning, AdjointDriftWarning, NodekitWarning,
+                        UntracedFunctionWarning)
 from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
 
 __version__ = "0.1.0"
@@ -32,3 +34,5 @@ def __getattr__(name):
 
 __all__ = ["ODE", "METHODS", "STIFF_METHODS", "ButcherTableau", "GradientError", "PIController",
            "EnsembleSolution", "Solution", "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble", "__version__"]
+__all__ += ["NodekitWarning", "AccuracyWarning", "AdjointDriftWarning",
+            "UntracedFunctionWarning"]
