@@ -134,3 +134,9 @@ def test_rodas5_options_and_failures():
         nk.solve(LINEAR, y0, ts, M.ravel(), method="rodas5", step_size=0.1)
     sol = nk.solve(LINEAR, y0, ts, M.ravel(), method="RODAS5", max_steps=3)
     assert sol.status == -3 and "max_steps" in sol.message
+
+
+def test_gradients_through_rodas5_are_refused_clearly():
+    M, y0, ts, _ = _stiff_linear()
+    with pytest.raises(ValueError, match="stiff .*not\\s+implemented|not implemented"):
+        nk.odeint(LINEAR, y0, ts, M.ravel(), method="rodas5")
