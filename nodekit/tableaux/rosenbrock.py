@@ -29,7 +29,7 @@ import numpy as np
 from .core import DECIMAL_TOL, Row, _float_array, _vec
 from .trees import _weights_residuals, tree_density, tree_order
 
-__all__ = ["RODAS5", "ROSENBROCK_METHODS", "RosenbrockTableau",
+__all__ = ["RODAS4", "RODAS5", "ROSENBROCK_METHODS", "RosenbrockTableau",
            "rosenbrock_order_residuals"]
 
 
@@ -333,5 +333,39 @@ RODAS5 = RosenbrockTableau(
             "56.99302194811676", "183.21182741427398", "-7.480257918273637",
             "-5.792426076169686", "-5.32503859794143")))
 
+_R4_A5 = ("1.221224509226641", "6.019134481288629", "12.53708332932087",
+          "-0.6878860361058950")
+
+#: Rodas4(3): Hairer and Wanner's stiffly accurate 6-stage Rosenbrock method
+#: of order 4 (code RODAS) with an embedded order-3 solution (the last stage)
+#: and an order-3 dense output; L-stable.  Decimal coefficients of the
+#: transformed form; the order conditions are verified.
+RODAS4 = RosenbrockTableau(
+    name="rodas4", order=4, error_order=3, dense_order=3,
+    references=_HW2 + " (the method of their code RODAS).",
+    gamma="0.25",
+    a=((),
+       ("1.544",),
+       ("0.9466785280815826", "0.2557011698983284"),
+       ("3.314825187068521", "2.896124015972201", "0.9986419139977817"),
+       _R4_A5,
+       _R4_A5 + ("1",)),
+    C=((),
+       ("-5.6688",),
+       ("-2.430093356833875", "-0.2063599157091915"),
+       ("-0.1073529058151375", "-9.594562251023355", "-20.47028614809616"),
+       ("7.496443313967647", "-10.24680431464352", "-33.99990352819905",
+        "11.70890893206160"),
+       ("8.083246795921522", "-7.981132988064893", "-31.52159432874371",
+        "16.31930543123136", "-6.058818238834054")),
+    m=_R4_A5 + ("1", "1"),
+    e=(0, 0, 0, 0, 0, 1),
+    c=("0", "0.386", "0.21", "0.63", "1", "1"),
+    d=("0.25", "-0.1043", "0.1035", "-0.0362", "0", "0"),
+    dense=(("10.12623508344586", "-7.487995877610167", "-34.80091861555747",
+            "-7.992771707568823", "1.025137723295662", "0"),
+           ("-0.6762803392801253", "6.087714651680015", "16.43084320892478",
+            "24.76722511418386", "-6.594389125716872", "0")))
+
 #: Registry of the Rosenbrock methods by name.
-ROSENBROCK_METHODS = {t.name: t for t in (RODAS5,)}
+ROSENBROCK_METHODS = {t.name: t for t in (RODAS4, RODAS5)}
