@@ -205,6 +205,10 @@ class NetODE(ODE):
     ----------
     spec : dict
         ``model.spec()`` of the model the kernels were generated for.
+    n_theta : int
+        The length of ``theta``.
+    state_width : int
+        The state is rows of this width (``y`` of shape (d,) or (B, d)).
     """
 
     def __init__(self, model):
@@ -212,6 +216,8 @@ class NetODE(ODE):
         self.spec = model.spec()
         self._model = model
         super().__init__(module.nn_rhs, module.nn_vjp, name=repr(model))
+        # theta has n_params entries; y holds rows of width dim (any number of rows)
+        self.n_theta, self.state_width = model.n_params, model.dim
 
     def check_sizes(self, y0, theta):
         """``y0`` must have rows of the model's width, ``theta`` its parameters."""
