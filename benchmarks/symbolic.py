@@ -5,14 +5,12 @@ dx = a x - b y x, dy = -c y + d x y, (a, b, c, d) = (1.5, 1, 3, 1), y0 = (1, 1),
 gradient of sum(y**2) w.r.t. y0 and theta (``nk.odeint``, adjoint), and a fresh
 process loading the cached symbolic system and solving once.
 
-Run: ``python -m benchmarks.symbolic`` (generated modules go to the default
+Run: ``python -m nodekit.benchmarks.symbolic`` (generated modules go to the default
 cache, ``$NODEKIT_CACHE`` or ``~/.cache/nodekit/symbolic``).
 """
-import os
-
 import numpy as np
 
-from benchmarks._timing import fresh_process_time, median_time, table
+from ._timing import fresh_process_time, median_time, table
 
 THETA = np.array([1.5, 1.0, 3.0, 1.0])
 Y0 = np.array([1.0, 1.0])
@@ -33,7 +31,7 @@ nk.solve(ode, np.ones(2), np.linspace(0, 20, 200), np.array([1.5, 1.0, 3.0, 1.0]
 _FRESH_HAND = """
 import numpy as np
 import nodekit as nk
-from benchmarks._lv_hand import LV
+from nodekit.benchmarks._lv_hand import LV
 nk.solve(LV, np.ones(2), np.linspace(0, 20, 200), np.array([1.5, 1.0, 3.0, 1.0]),
          rtol=1e-8, atol=1e-10)
 """
@@ -44,7 +42,7 @@ def run(quick=False):
     import autograd.numpy as anp
 
     import nodekit as nk
-    from benchmarks._lv_hand import LV as hand
+    from ._lv_hand import LV as hand
     from nodekit.symbolic import ODESystem
 
     sym = ODESystem.from_strings(eval(SYSTEM), params=["a", "b", "c", "d"]).compile()
@@ -77,14 +75,12 @@ def run(quick=False):
     print(f"\nsolutions identical: yes; gradients agree to {gdiff:.1e} (relative); "
           f"gradient {np.array2string(np.concatenate(gs), precision=2)}")
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env_code = f"import sys; sys.path.insert(0, {root!r});"
-    fresh_process_time(env_code + _FRESH, repeat=1)  # make sure every cache is written
-    fresh_process_time(env_code + _FRESH_HAND, repeat=1)
+    fresh_process_time(_FRESH, repeat=1)  # make sure every cache is written
+    fresh_process_time(_FRESH_HAND, repeat=1)
     n = 1 if quick else 3
-    best, med = fresh_process_time(env_code + _FRESH, repeat=n)
-    hbest, _ = fresh_process_time(env_code + _FRESH_HAND, repeat=n)
-    ibest, _ = fresh_process_time(env_code + "import nodekit, sympy", repeat=n)
+    best, med = fresh_process_time(_FRESH, repeat=n)
+    hbest, _ = fresh_process_time(_FRESH_HAND, repeat=n)
+    ibest, _ = fresh_process_time("import nodekit, sympy", repeat=n)
     print(f"\nfresh process, import + load the cached symbolic system + first solve: "
           f"{best:.2f} s (median {med:.2f} s); hand-written kernels: {hbest:.2f} s; "
           f"`import nodekit, sympy` alone: {ibest:.2f} s")

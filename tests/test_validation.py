@@ -6,9 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-import validation
-from validation import checks, report, suite
-from validation.cases import all_cases, reference_cases, t, t0, verify
+import nodekit.validation as validation
+from nodekit.validation import checks, report, suite
+from nodekit.validation.cases import all_cases, reference_cases, t, t0, verify
 
 
 # --- the cases ---------------------------------------------------------------------
