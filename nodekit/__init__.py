@@ -16,6 +16,7 @@ from .primitive import SolveError, odeint
 from . import adjoint  # noqa: F401  (nk.adjoint.GRADIENTS, nk.adjoint.GradientError)
 from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
+from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
 
 __version__ = "0.1.0"
 
@@ -26,10 +27,10 @@ _source_tree.install()
 def __getattr__(name):
     # subpackages that pull in SymPy (or generate code) load on first use,
     # so that `import nodekit` stays fast
-    if name in ("symbolic", "nn", "train"):
+    if name in ("symbolic", "nn", "train", "models", "datasets"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nodekit' has no attribute {name!r}")
 
 __all__ = ["ODE", "METHODS", "ButcherTableau", "GradientError", "PIController",
-           "Solution", "SolveError", "get_tableau", "odeint", "solve", "__version__"]
+           "EnsembleSolution", "Solution", "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble", "__version__"]

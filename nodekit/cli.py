@@ -35,7 +35,9 @@ DEMOS = {
                   "plots the error against the tolerance",
                   "--rtol 1e-8 for the table, atol = rtol * 1e-3"),
     "cnf": Demo("examples.cnf", "main",
-                "a continuous normalizing flow (FFJORD-style) on a 2-D density", ""),
+                "continuous normalizing flows (FFJORD-style) fitted to 2-D densities, "
+                "against a planar flow; options of its own: --data, --trace, --matching",
+                "300 iterations on two-circles, exact trace"),
     "latent": Demo("examples.latent_ode", "main",
                    "a latent ODE fitted to irregularly sampled spirals", ""),
 }
@@ -173,7 +175,7 @@ def _demo_solve(args):
 
 
 def _demo_argv(args, out):
-    argv = ["--out", out, "--seed", str(args.seed)]
+    argv = ["--out", out, "--seed", str(args.seed)] + args.extra
     if args.iters is not None:
         argv += ["--iters", str(args.iters)]
     if args.no_progress:
@@ -186,6 +188,9 @@ def _demo(args):
     if args.rtol is not None and args.which != "solve":
         raise CommandError(f"--rtol applies to `demo solve` only; `demo {args.which}` uses "
                            "the reference tolerances of its setting.")
+    if args.extra and demo.entry != "main":
+        raise CommandError(f"unrecognized arguments for `demo {args.which}`: "
+                           f"{' '.join(args.extra)}")
     if demo.module is None:
         return _demo_solve(args)
     module = _import(demo.module)
@@ -207,6 +212,8 @@ def _bench(args):
     _import("benchmarks.spiral").run(quick=args.quick)
     print()
     _import("benchmarks.symbolic").run(quick=args.quick)
+    print()
+    _import("benchmarks.ensemble").run(quick=args.quick)
     if not args.quick:
         print()
         _import("benchmarks.memory").run()
@@ -239,6 +246,8 @@ def _demo_help():
         text = d.summary + (f". Default: {d.defaults}." if d.defaults else ".")
         lines.append(textwrap.fill(text, 79, initial_indent=f"  {name:8s}",
                                    subsequent_indent=" " * 10))
+    lines.append("Options a demo has of its own are passed on to it, e.g. "
+                 "`nodekit demo cnf --data two-moons`.")
     return "demos:\n" + "\n".join(lines)
 
 
@@ -284,7 +293,10 @@ def main(argv=None):
         if argv[0] == "validate":
             # every option belongs to the validation suite (--quick, --out, --only, ...)
             return _import("validation").main(argv[1:])
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "demo":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra = extra  # a demo's own options (e.g. `demo cnf --data two-moons`)
         return args.func(args)
     except (CommandError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"nodekit {argv[0]}: error: {exc}", file=sys.stderr)

@@ -3,7 +3,6 @@ from functools import cached_property
 
 import numpy as np
 
-from ..ode import ODE
 from . import codegen
 from .layers import Dense, Layer, activation, layer_from_spec
 
@@ -250,8 +249,12 @@ class Sequential:
 
     @cached_property
     def ode(self):
-        m = self.kernels
-        return ODE(m.nn_rhs, m.nn_vjp, name=repr(self))
+        return codegen.NetODE(self)
+
+    def __getstate__(self):
+        # the generated module and the compiled ODE are rebuilt on use (they
+        # do not pickle); an unpickled model regenerates or loads them
+        return {k: v for k, v in self.__dict__.items() if k not in ("kernels", "ode")}
 
     def _flat_state(self, y, name="y"):
         shape = self._check_state(y, name)
