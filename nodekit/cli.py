@@ -188,7 +188,7 @@ def _demo(args):
     if args.rtol is not None and args.which != "solve":
         raise CommandError(f"--rtol applies to `demo solve` only; `demo {args.which}` uses "
                            "the reference tolerances of its setting.")
-    if args.extra and demo.entry != "main":
+    if args.extra and demo.module is None:
         raise CommandError(f"unrecognized arguments for `demo {args.which}`: "
                            f"{' '.join(args.extra)}")
     if demo.module is None:
