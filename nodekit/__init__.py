@@ -16,6 +16,8 @@ from .primitive import SolveError, odeint
 from . import adjoint  # noqa: F401  (nk.adjoint.GRADIENTS, nk.adjoint.GradientError)
 from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
+from ._warnings import (AccuracyWarning, AdjointDriftWarning, NodekitWarning,
+                        UntracedFunctionWarning)
 from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
 
 __version__ = "0.1.0"
@@ -34,3 +36,5 @@ def __getattr__(name):
 
 __all__ = ["ODE", "METHODS", "ButcherTableau", "GradientError", "PIController",
            "EnsembleSolution", "Solution", "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble", "__version__"]
+__all__ += ["NodekitWarning", "AccuracyWarning", "AdjointDriftWarning",
+            "UntracedFunctionWarning"]
