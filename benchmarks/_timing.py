@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import nodekit
 from nodekit._tables import table  # noqa: F401  (the benchmarks' table formatter)
 
 
@@ -27,6 +26,8 @@ def median_time(fn, repeat=20, warmup=2, min_time=0.2):
 def child_env():
     """Environment for a child ``python`` that imports the same nodekit as this
     process (installed, or a source checkout), as ``nodekit.benchmarks`` etc."""
+    import nodekit
+
     env = dict(os.environ)
     here = os.path.dirname(os.path.dirname(os.path.abspath(nodekit.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)

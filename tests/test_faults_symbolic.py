@@ -215,3 +215,10 @@ def test_one_cache_serves_both_generators(lv, net):
     assert os.path.basename(lv.source_path).startswith("nk_symbolic_")
     for path in (model.kernels.__file__, lv.source_path):
         assert _codecache.read_valid(path, *os.path.basename(path)[3:-3].split("_")) is not None
+
+
+# --- declared sizes (item 3) -------------------------------------------------------
+def test_generated_odes_declare_their_sizes(lv, net):
+    model, _ = net
+    assert (lv.n_states, lv.n_theta) == (2, 4)
+    assert (model.ode.n_theta, model.ode.state_width) == (model.n_params, 2)

@@ -15,6 +15,9 @@ from .planar import PlanarFlow
 
 __all__ = ["MODELS", "MLPClassifier", "ODENet", "ResNet", "RKNet", "Classifier", "accuracy",
            "build", "cross_entropy", "mlp_hidden_for", "CNF", "Normal", "PlanarFlow"]
+from .latent import LatentODE, PoissonProcess, RNNBaseline
+
+__all__ += ["LatentODE", "PoissonProcess", "RNNBaseline"]
 
 
 def __getattr__(name):

@@ -398,6 +398,8 @@ class SymbolicODE(ODE):
         The generated module of ``rhs`` (see :func:`module_path` for the others).
     key : str
         The hash naming it.
+    n_states, n_theta : int
+        The sizes of ``y`` and ``theta`` the kernels read and write.
     """
 
     def __init__(self, system, cache_dir=None, kernels="auto"):
@@ -409,6 +411,8 @@ class SymbolicODE(ODE):
         mod = self._part("rhs")
         self.source_path = mod.__file__
         super().__init__(mod.rhs, None, name=system.name or f"symbolic_{self.key[:8]}")
+        # the sizes the kernels read and write: y has n entries, theta p
+        self.n_states, self.n_theta = system.n_states, system.n_params
 
     def _part(self, part):
         with _codecache.LOCK:
