@@ -35,9 +35,9 @@ import numpy as np
 from autograd import make_vjp
 from autograd.tracer import isbox
 
-from . import _kernels
+from . import _checkpoint, _kernels
 from ._warnings import AdjointDriftWarning, UntracedFunctionWarning
-from .integrate import python_rhs, run
+from .integrate import integrate, python_rhs, run
 
 #: The continuous adjoint warns (:class:`nodekit.AdjointDriftWarning`) when the
 #: drift of its backwards-integrated ``y`` exceeds this many times the backward
@@ -124,18 +124,45 @@ class Problem:
         self.theta = record.theta_flat if record.compiled else record.theta
 
 
-class Discrete:
-    """``gradient="discrete"``: reverse mode through the recorded steps."""
+class _Strategy:
+    """One gradient mode: what its forward pass keeps, how its backward pass runs."""
+
+    keeps_dense = False  #: the forward pass records every step (when traced)
+
+    def forward(self, fun, y0, t, theta, opts, traced):
+        """The forward solve: ``(ys, info, record)`` as from
+        :func:`nodekit.integrate.integrate`; ``traced``: a gradient can follow."""
+        return integrate(fun, y0, t, theta, method=opts["method"], rtol=opts["rtol"],
+                         atol=opts["atol"], max_steps=opts["max_steps"],
+                         max_step=opts["max_step"], first_step=opts["first_step"],
+                         step_size=opts["step_size"], controller=opts["controller"],
+                         dense=traced and self.keeps_dense)
+
+
+class Discrete(_Strategy):
+    """``gradient="discrete"``: reverse mode through the recorded steps, with
+    checkpoints (:mod:`nodekit._checkpoint`) when the solve is long."""
 
     name = "discrete"
-    keeps_dense = True  #: the forward pass records every step
+    keeps_dense = True
+
+    def forward(self, fun, y0, t, theta, opts, traced):
+        if not (traced and opts["checkpoints"]):
+            return super().forward(fun, y0, t, theta, opts, traced)
+        return _checkpoint.solve(fun, y0, t, theta, opts, opts["checkpoints"])
 
     def gradients(self, pb, stats):
         """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
-        gy0 = np.empty(pb.n)
-        gth = np.empty(pb.p)
         d = pb.record.dense
         reverse = _kernels.reverse_steps if pb.record.compiled else _kernels.reverse_steps_py
+        if isinstance(d, _checkpoint.Tape):
+            gy0, gth, nvjp, nsteps = _checkpoint.reverse(
+                d, reverse, pb.vjp, pb.theta, pb.record.ts, pb.g, d.last.tableau, pb.p)
+            stats.update(nfev_backward=nvjp, nsteps_backward=nsteps,
+                         checkpoints=len(d.checkpoints))
+            return gy0, gth
+        gy0 = np.empty(pb.n)
+        gth = np.empty(pb.p)
         nvjp = reverse(pb.vjp, pb.theta, pb.record.ts, pb.g, d.tableau.A, d.tableau.C,
                        d.tableau.B, d.tableau.P, d.t_grid, d.h_grid, d.y_grid, d.K_grid,
                        d.t_grid.size, gy0, gth)
@@ -143,7 +170,7 @@ class Discrete:
         return gy0, gth
 
 
-class _Continuous:
+class _Continuous(_Strategy):
     """A backward solve of an augmented system by the integration loop.
 
     It stops only at the output times the loss reads (nonzero cotangent) and

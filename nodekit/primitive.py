@@ -10,14 +10,15 @@ from autograd.tracer import isbox
 
 from . import _checks
 from .adjoint import GRADIENTS, backward, strategy
+from ._checkpoint import DEFAULT_CHECKPOINTS
 from .controllers import PIController
-from .integrate import DEFAULT_MAX_STEPS, integrate
+from .integrate import DEFAULT_MAX_STEPS
 from .ode import ODE
 from .tableaux import get_tableau
 
 _ODEINT_OPTIONS = ("method", "rtol", "atol", "gradient", "adjoint_method", "adjoint_rtol",
                    "adjoint_atol", "seminorm", "max_steps", "max_step", "first_step",
-                   "step_size", "controller", "stats")
+                   "step_size", "controller", "stats", "checkpoints")
 
 
 class SolveError(RuntimeError):
@@ -62,11 +63,7 @@ def _odeint(y0, t, theta, config):
     fun, opts, stats, slot = config
     strategy = opts["strategy"]
     theta_user = None if opts["theta_none"] else theta
-    out, info, dense = integrate(
-        fun, y0, t, theta_user, method=opts["method"], rtol=opts["rtol"], atol=opts["atol"],
-        max_steps=opts["max_steps"], max_step=opts["max_step"],
-        first_step=opts["first_step"], step_size=opts["step_size"],
-        controller=opts["controller"], dense=slot is not None and strategy.keeps_dense)
+    out, info, dense = strategy.forward(fun, y0, t, theta_user, opts, slot is not None)
     if info["status"] != 0:
         raise SolveError(f"nk.odeint: the forward solve failed: {info['message']}")
     stats.update(nfev_forward=info["nfev"], nsteps_forward=info["nsteps"],
@@ -134,6 +131,15 @@ def odeint(fun, y0, t, theta=None, **options):
         ``'discrete'``: the exact gradient of the discrete forward computation.
     adjoint_method, adjoint_rtol, adjoint_atol : optional
         Method and tolerances of the backward solve (default: the forward's).
+    checkpoints : int, optional
+        ``'discrete'`` only: bound the memory of a long solve.  The forward
+        pass records steps in segments (1024 attempted steps, doubling when
+        more than ``checkpoints`` segments would be needed), keeps only the
+        state where each segment starts, and the backward pass recomputes
+        each segment once from it: memory O(checkpoints + one segment), at
+        most one extra forward pass, the same gradient to round-off.  Solves
+        shorter than one segment are not recomputed.  Default: at most 1000
+        checkpoints; ``0`` records every step.
     seminorm : bool, default False
         Leave the parameter-gradient quadrature out of the backward error
         norm (Kidger, Chen and Lyons 2021): fewer backward steps, with the
@@ -212,7 +218,8 @@ def odeint(fun, y0, t, theta=None, **options):
     opts = dict(method=method, rtol=rtol, atol=atol, strategy=gradient,
                 max_steps=max_steps, max_step=options.get("max_step", np.inf),
                 first_step=options.get("first_step"), step_size=step_size,
-                controller=controller, adjoint=adj, theta_none=theta is None)
+                controller=controller, adjoint=adj, theta_none=theta is None,
+                checkpoints=_checkpoints(options.get("checkpoints")))
     stats = options.get("stats")
     if stats is None:
         stats = {}
@@ -223,6 +230,17 @@ def odeint(fun, y0, t, theta=None, **options):
     # record the forward pass only when a gradient can be asked for
     slot = _RecordSlot() if any(isbox(a) for a in (y0, t, theta)) else None
     return _odeint(y0, t, theta, (fun, opts, stats, slot))
+
+
+def _checkpoints(k):
+    """``checkpoints``: None (the default bound), 0 (record every step) or K >= 2."""
+    if k is None:
+        return DEFAULT_CHECKPOINTS
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0 or k == 1:
+        raise ValueError("`checkpoints` must be None (at most "
+                         f"{DEFAULT_CHECKPOINTS} stored states), 0 (record every step) or "
+                         f"an integer >= 2; got checkpoints={k!r}.")
+    return int(k)
 
 
 def _scalar_tol(tol, forward, name):
