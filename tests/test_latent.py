@@ -289,3 +289,18 @@ def test_bad_input_messages():
         model.predict(theta, t, x, mask, [1.0, 0.5])
     with pytest.raises(ValueError, match="`k` must be at most"):
         subsample(spirals(n_spirals=2), 101)
+
+
+def test_example_table_and_options():
+    from examples import latent_ode
+    metrics = {"rmse": {"30": {"latent_ode": 0.2, "rnn": 0.4},
+                        "100": {"latent_ode": 0.15, "rnn": 0.2}}}
+    text = latent_ode.table(metrics)
+    assert "0.2000" in text and "[0.3937]" in text and "[0.1346]" in text
+    assert latent_ode.parse_obs("30, 50,100") == [30, 50, 100]
+    with pytest.raises(SystemExit, match="--obs"):
+        latent_ode.parse_obs("30,101")
+    irr = subsample(spirals(n_spirals=6, seed=0), 10, seed=0)
+    t, x, mask = latent_ode.minibatch(irr, np.array([1, 4]))
+    assert np.all(mask.any(axis=0)) and np.all(mask.sum(axis=1) == 10)
+    assert x.shape == (2, t.size, 2)
