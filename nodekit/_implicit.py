@@ -25,6 +25,7 @@ Hairer's codes and SciPy's ``num_jac`` floor); ``df/dt`` likewise.
 """
 import math
 import types
+import warnings
 
 import numba as nb
 import numpy as np
@@ -332,6 +333,14 @@ JAC_SIG = nb.types.void(nb.types.float64, nb.types.float64[::1], nb.types.float6
 _JAC_CFUNCS = {}
 
 
+def jacobian_kernel(ode):
+    """The analytic ``df/dy`` kernel of an ``nk.ODE``, or ``None``: its
+    ``jac`` (``nk.ODE(rhs, jac=...)``), else the ``jac_y`` an ``nk.symbolic``
+    system generates."""
+    jac = getattr(ode, "jac", None)
+    return jac if jac is not None else getattr(ode, "jac_y", None)
+
+
 def _jac_cfunc(jac):
     """The Jacobian kernel of an ``nk.ODE`` as a cached first-class function
     (``None`` without one)."""
@@ -365,9 +374,16 @@ def _autograd_jacobian(fun, shape, t0, y0, theta):
             return np.reshape(fun(t, np.reshape(v, shape), theta), (-1,))
         out[:, :] = autograd.jacobian(f)(y)
 
-    try:
-        jac(t0, y0, theta, np.empty((y0.size, y0.size)))
-    except Exception:  # untraceable code: any error means "use differences"
+    J = np.empty((y0.size, y0.size))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            jac(t0, y0, theta, J)
+        except Exception:  # untraceable code: any error means "use differences"
+            return None
+    # plain NumPy code can "succeed" with a zero Jacobian, and autograd warns
+    # that the output seems independent of the input
+    if caught or not np.all(np.isfinite(J)):
         return None
     return jac
 
@@ -423,7 +439,7 @@ def integrate(fun, y0, t, theta=None, *, method="rodas5", rtol=1e-6, atol=1e-9,
     system = ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape), theta)
     out = np.full((ts.size, n), np.nan)
     if compiled:
-        loop, jac = rosenbrock, _jac_cfunc(getattr(fun, "jac", None))
+        loop, jac = rosenbrock, _jac_cfunc(jacobian_kernel(fun))
     else:
         loop, jac = rosenbrock_py, _autograd_jacobian(fun, shape, ts[0], y0f, theta)
     has_jac = jac is not None
