@@ -184,7 +184,7 @@ def forward(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_
                              dense.K_grid[-1], y_next)
         t, y = info["t_reached"], y_next
     info = dict(info, **totals, max_steps=max_steps, t=ts)
-    if info["status"] != 0:
+    if info["status"] == _kernels.FAILED_MAX_STEPS:  # the count is the whole solve's
         info["message"] = STATUS_MESSAGES[info["status"]].format(
             t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
                 "nsteps", "nfev", "naccept", "nreject", "max_steps")})
