@@ -12,6 +12,7 @@ from fractions import Fraction
 from . import dop853 as _dop853_data
 from .core import ButcherTableau, _fr, _vec
 from .dense import dop853_P
+from .rosenbrock import ROSENBROCK_METHODS
 
 __all__ = [
     "BOSH3",
@@ -337,6 +338,11 @@ def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
         raise TypeError("`method` must be a method name (str) or a ButcherTableau; "
                         f"got {type(method).__name__}.")
     tab = METHODS.get(method, METHODS.get(method.strip().lower()))
+    if tab is None and method.strip().lower() in ROSENBROCK_METHODS:
+        raise ValueError(
+            f"{method!r} is a stiff (Rosenbrock) method: `nk.solve` runs it, but "
+            "gradients (`nk.odeint`), ensembles and fixed steps through it are not "
+            "implemented yet; use an explicit method such as 'dopri5' there.")
     if tab is None:
         names = ", ".join(repr(n) for n in sorted(METHODS))
         raise ValueError(f"`method` must be one of {names}; got {method!r}.")
