@@ -7,20 +7,19 @@ Each configuration runs in a fresh process: after a small warm-up gradient
 memory peak), the peak resident set size is reset (``/proc/self/clear_refs``)
 and its growth during one gradient is reported (``VmHWM``).
 
-Run: ``python -m benchmarks.memory``.
+Run: ``python -m nodekit.benchmarks.memory``.
 """
 import json
 import subprocess
 import sys
 
-from benchmarks._timing import table
+from ._timing import child_env, table
 
 _CHILD = r'''
 import json, resource, sys, time
 import numpy as np, autograd, autograd.numpy as anp
-sys.path.insert(0, {root!r})
 import nodekit as nk
-from benchmarks import _lv_hand as lv_kernels
+from nodekit.benchmarks import _lv_hand as lv_kernels
 mode, k = sys.argv[1], int(sys.argv[2])
 extra = {{}}
 if mode.startswith("discrete"):
@@ -56,12 +55,11 @@ MODES = ("adjoint", "interpolated", "discrete-all", "discrete")
 
 
 def run(factors=(1, 10, 100, 1000), modes=MODES):
-    from benchmarks.lotka_volterra import _ROOT
-    code = _CHILD.format(root=_ROOT)
+    code = _CHILD.format()
     rows = []
     for mode in modes:
         for k in factors:
-            res = subprocess.run([sys.executable, "-c", code, mode, str(k)],
+            res = subprocess.run([sys.executable, "-c", code, mode, str(k)], env=child_env(),
                                  capture_output=True, text=True, check=True)
             r = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append((mode, f"{k}x", str(r["steps"]), f"{r['growth_mb']:.1f}",
@@ -75,5 +73,5 @@ def run(factors=(1, 10, 100, 1000), modes=MODES):
 
 
 if __name__ == "__main__":
-    # ``python -m benchmarks.memory discrete discrete-all`` runs only those modes
+    # ``python -m nodekit.benchmarks.memory discrete discrete-all`` runs only those modes
     run(modes=tuple(sys.argv[1:]) or MODES)

@@ -12,7 +12,7 @@ error at the final time against a tight reference (SciPy's Radau at rtol
 1e-12 / 1e-11, stored in ``validation/stiff_kernels.py``): the maximum over
 components of ``|y - y_ref| / (atol + |y_ref|)``.
 
-Run: ``python -m benchmarks.stiff``.  diffrax usually lives in another
+Run: ``python -m nodekit.benchmarks.stiff``.  diffrax usually lives in another
 environment: ``python -m benchmarks.stiff --diffrax`` there prints only its
 rows (that mode imports neither Numba nor nodekit).
 """
@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from benchmarks._timing import median_time, table
+from ._timing import median_time, table
 
 ROB_THETA = (0.04, 3e7, 1e4)
 PROBLEMS = {  # name: (y0, t1, rtol, atol)
@@ -43,8 +43,8 @@ def _error(name, y, atol):
 
 def _nodekit_odes():
     import nodekit as nk
-    from validation.kernels import van_der_pol_rhs
-    from validation.stiff_kernels import (robertson_jac, robertson_rhs,
+    from nodekit.validation.kernels import van_der_pol_rhs
+    from nodekit.validation.stiff_kernels import (robertson_jac, robertson_rhs,
                                           van_der_pol_jac)
 
     def with_jac(rhs, jac):

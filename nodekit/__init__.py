@@ -23,6 +23,9 @@ from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
 
 __version__ = "0.1.0"
 
+from . import _source_tree  # noqa: E402  (nodekit.examples etc. in a source checkout)
+_source_tree.install()
+
 
 def __getattr__(name):
     # subpackages that pull in SymPy (or generate code) load on first use,

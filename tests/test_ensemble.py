@@ -6,7 +6,7 @@ import scipy.linalg
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nodekit as nk
-from validation.kernels import lotka_volterra_rhs
+from nodekit.validation.kernels import lotka_volterra_rhs
 
 
 @numba.njit(cache=True)

@@ -13,7 +13,7 @@ from problems import LV, LV_THETA, LV_Y0, lv_py
 
 import nodekit as nk
 from nodekit.primitive import ForwardRecord
-from validation.kernels import COMPILED
+from nodekit.validation.kernels import COMPILED
 
 LORENZ = COMPILED["lorenz"]
 LORENZ_THETA = np.array([10.0, 28.0, 8.0 / 3.0])
@@ -28,7 +28,7 @@ def _lorenz_grad(mode, **kw):
 
 def _live_records():
     gc.collect()
-    return sum(isinstance(o, ForwardRecord) for o in gc.get_objects())
+    return sum(type(o) is ForwardRecord for o in gc.get_objects())  # no proxy lookups
 
 
 # --- the continuous adjoint warns when its backsolve drifts ------------------------

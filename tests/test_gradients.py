@@ -7,7 +7,7 @@ import pytest
 from autograd.test_util import check_grads
 
 import nodekit as nk
-from validation.cases import all_cases
+from nodekit.validation.cases import all_cases
 
 from problems import COSGROWTH, LINEAR, LV, LV_THETA, LV_Y0, cosgrowth_py, linear_py, lv_py
 

@@ -1,6 +1,5 @@
 """nodekit.models: the Table 1 classifiers' gradients, a training step, the examples."""
 import os
-import sys
 
 import autograd
 import numpy as np
@@ -20,7 +19,6 @@ from nodekit.nn import Chain, Sequential
 from nodekit.train import SGD
 
 N_IN, WIDTH, N_OUT, BATCH = 5, 3, 4, 6
-EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 
 
 def _batch(seed=0):
@@ -169,12 +167,7 @@ def test_predict_and_error_shapes():
 
 
 def test_examples_run_on_tiny_settings(tmp_path):
-    sys.path.insert(0, EXAMPLES)
-    try:
-        import digits
-        import figure3
-    finally:
-        sys.path.remove(EXAMPLES)
+    from nodekit.examples import digits, figure3
     out = str(tmp_path / "digits")
     res = digits.main(iters=3, out=out, epochs=1, progress=False, memory=False)
     assert set(res["results"]) == {"mlp", "resnet", "odenet", "rknet"}

@@ -9,8 +9,8 @@ import nodekit as nk
 from nodekit.tableaux.rosenbrock import (RODAS5, ROSENBROCK_METHODS, RosenbrockTableau,
                                          rosenbrock_order_residuals)
 from tests.problems import LINEAR, linear_py
-from validation.kernels import van_der_pol_rhs
-from validation.stiff_kernels import (ROBERTSON_REF, ROBERTSON_T, ROBERTSON_THETA,
+from nodekit.validation.kernels import van_der_pol_rhs
+from nodekit.validation.stiff_kernels import (ROBERTSON_REF, ROBERTSON_T, ROBERTSON_THETA,
                                       ROBERTSON_Y0, VDP_MU, VDP_REF, VDP_T, VDP_Y0,
                                       robertson_jac, robertson_rhs, van_der_pol_jac)
 

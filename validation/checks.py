@@ -800,7 +800,3 @@ def finite_differences(quick):
     fam.tables["fd_reference"] = refrows
     return fam
 
-
-#: The families in the order they run and are reported.
-FAMILIES = (closed_forms, order_conditions, scipy_steps, solution_accuracy, convergence,
-            dense_convergence, gradient_accuracy, finite_differences)

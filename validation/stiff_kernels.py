@@ -54,7 +54,7 @@ def van_der_pol_jac(t, y, th, out):
 # Reference solutions, computed with SciPy's Radau (analytic Jacobian) at
 # rtol 1e-12, atol 1e-20 (Robertson) and rtol 1e-11, atol 1e-14 (Van der Pol);
 # a run one decade looser agrees to ~1e-12 (Robertson) relative.
-# `python -m validation.stiff_kernels` recomputes and compares them.
+# `python -m nodekit.validation.stiff_kernels` recomputes and compares them.
 ROBERTSON_T = np.array([0.0, 0.4, 40.0, 4e3, 1e5])
 ROBERTSON_REF = np.array([
     [1.0, 0.0, 0.0],
@@ -97,7 +97,7 @@ def radau_reference(rhs, jac, y0, ts, theta, rtol, atol):
 
 
 if __name__ == "__main__":
-    from validation.kernels import van_der_pol_rhs
+    from .kernels import van_der_pol_rhs
     for name, args, ref in (
             ("Robertson", (robertson_rhs, robertson_jac, ROBERTSON_Y0, ROBERTSON_T,
                            ROBERTSON_THETA, 1e-12, 1e-20), ROBERTSON_REF),

@@ -317,7 +317,7 @@ def _vjp_kernels(system, syms):
 def _jac_kernels(system, syms):
     n, p = system.n_states, system.n_params
     rows = _derivatives(system, syms)
-    flat = "t, y, theta, y, out.reshape(out.size), out"
+    flat = "t, y, theta, y, out.reshape(out.size), out.reshape(out.size)"
     return [
         _Kernel("jac_y(t, y, theta, out)", "df/dy into out, shape (n, n)",
                 [rows[i].get(("y", j), 0) for i in range(n) for j in range(n)],
@@ -392,6 +392,8 @@ class SymbolicODE(ODE):
     jac_theta : numba-jitted function
         ``jac_theta(t, y, theta, out)`` writes ``df/dtheta`` into ``out``,
         shape (n, p); built on first access.
+    jac : numba-jitted function or None
+        ``jac_y``, read by stiff methods (``method="rodas5"``).
     system : ODESystem
         The system the kernels were generated from.
     source_path : str
@@ -417,8 +419,13 @@ class SymbolicODE(ODE):
     def _part(self, part):
         with _codecache.LOCK:
             if part not in self._parts:
-                self._parts[part] = _load_part(self.system, part, self.cache_dir,
-                                               self.kernels)
+                try:
+                    self._parts[part] = _load_part(self.system, part, self.cache_dir,
+                                                   self.kernels)
+                except ValueError as exc:  # a derivative that cannot be written: once
+                    self._parts[part] = exc
+            if isinstance(self._parts[part], Exception):
+                raise self._parts[part]
             return self._parts[part]
 
     @property
@@ -438,6 +445,21 @@ class SymbolicODE(ODE):
     @property
     def jac_theta(self):
         return self._part("jac").jac_theta
+
+    @property
+    def jac(self):
+        """``jac_y``, the Jacobian kernel stiff solvers read (``None`` when a
+        derivative of the system cannot be written: they then difference)."""
+        try:
+            return self.jac_y
+        except ValueError:
+            return None
+
+    @jac.setter
+    def jac(self, value):
+        if value is not None:
+            raise AttributeError("The jac of a SymbolicODE is generated from its system; "
+                                 "it cannot be set.")
 
     def __reduce__(self):
         return compile_system, (self.system, self.cache_dir, self.kernels)
