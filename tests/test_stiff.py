@@ -123,6 +123,18 @@ def test_analytic_jacobian_is_used():
     np.testing.assert_allclose(an.y, ROBERTSON_REF, rtol=1e-4, atol=1e-9)
 
 
+def test_symbolic_systems_bring_their_jacobian(tmp_path):
+    from nodekit.symbolic import ODESystem
+    system = ODESystem.from_strings(
+        {"a": "-k1*a + k3*b*c", "b": "k1*a - k3*b*c - k2*b**2", "c": "k2*b**2"},
+        params=["k1", "k2", "k3"], name="robertson")
+    ode = system.compile(cache_dir=str(tmp_path))
+    sol = nk.solve(ode, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    fd = nk.solve(ROBERTSON, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    assert sol.success and sol.nfev == fd.nfev - 3 * fd.njev   # jac_y, no differences
+    np.testing.assert_allclose(sol.y, ROBERTSON_REF, rtol=1e-4, atol=1e-9)
+
+
 def test_van_der_pol_mu_1000_against_radau():
     ode = nk.ODE(van_der_pol_rhs)
     ode.jac = van_der_pol_jac
@@ -144,3 +156,16 @@ def test_gradients_through_rodas5_are_refused_clearly():
     M, y0, ts, _ = _stiff_linear()
     with pytest.raises(ValueError, match="stiff .*not\\s+implemented|not implemented"):
         nk.odeint(LINEAR, y0, ts, M.ravel(), method="rodas5")
+
+
+def test_plain_numpy_fun_falls_back_to_differences():
+    # autograd cannot trace np.array([...]): the loop takes difference quotients
+    # instead of a zero Jacobian (which made rodas5 crawl: 60000 steps)
+    def f(t, y, k):
+        return np.array([-k[0] * y[0] + k[2] * y[1] * y[2],
+                         k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
+                         k[1] * y[1] ** 2])
+
+    sol = nk.solve(f, ROBERTSON_Y0, ROBERTSON_T[:3], ROBERTSON_THETA, method="rodas5")
+    assert sol.success and sol.naccept < 100
+    np.testing.assert_allclose(sol.y, ROBERTSON_REF[:3], rtol=1e-4, atol=1e-9)
