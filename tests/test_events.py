@@ -8,7 +8,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import nodekit as nk
-from validation.kernels import lotka_volterra_rhs
+from nodekit.validation.kernels import lotka_volterra_rhs
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
 
