@@ -133,7 +133,7 @@ def locate(events, dense, theta, shape):
     time are not reported (a solve restarted at an event must not stop at
     once), as in SciPy.
     """
-    t_grid, h_grid = dense.t_grid, dense.h_grid
+    t_grid = dense.t_grid
     ends = np.append(t_grid, dense.t_reached) if t_grid.size else np.array([dense.t0])
 
     def g_at(ev, t):

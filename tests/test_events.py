@@ -8,7 +8,8 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import nodekit as nk
-from validation.kernels import lotka_volterra_rhs
+from nodekit.validation.events import FLOOR, check_bounces, fall
+from nodekit.validation.kernels import lotka_volterra_rhs
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
 
@@ -124,44 +125,9 @@ def test_bad_events_are_named():
 # ---------------------------------------------------------------------------
 # Differentiable event times
 # ---------------------------------------------------------------------------
-R = 0.2  # radius of the ball: it bounces when its centre is R above the floor
-
-
-def fall(t, y, p):
-    return anp.array([y[1], -p[0]])
-
-
-FLOOR = nk.Event(lambda t, y, p: y[0] - R, direction=-1, name="floor")
-
-
-def bounce_times(x0, v0, g, e, k):
-    """Hybrid system composed in autograd: k flights, each ended by the
-    floor event, with the bounce v -> -e v between them."""
-    t, y, times = 0.0, anp.array([x0, v0]), []
-    for _ in range(k):
-        t, y = nk.odeint_event(fall, y, t, anp.array([g]), FLOOR, t_max=t + 100.0,
-                               rtol=1e-11, atol=1e-12)
-        times.append(t)
-        y = anp.array([y[0], -e * y[1]])
-    return anp.stack(times)
-
-
 def test_bouncing_ball_times_and_gradients_match_sympy():
-    import sympy as sp
-    x0, v0, g, e = sp.symbols("x0 v0 g e", positive=True)
-    s1 = sp.sqrt(v0 ** 2 + 2 * g * (x0 - R))
-    times = [(v0 + s1) / g]
-    for k in range(1, 3):
-        times.append(times[-1] + 2 * e ** k * s1 / g)
-    args = (x0, v0, g, e)
-    exact = sp.lambdify(args, sp.Matrix(times))
-    jac = sp.lambdify(args, sp.Matrix(times).jacobian(sp.Matrix(args)))
-    point = (10.0, 1.5, 9.8, 0.8)
-    got = bounce_times(*point, k=3)
-    np.testing.assert_allclose(got, np.ravel(exact(*point)), rtol=0, atol=1e-8)
-    grad = np.stack(autograd.jacobian(lambda p: bounce_times(p[0], p[1], p[2], p[3], 3))(
-        np.array(point)))
-    np.testing.assert_allclose(grad, np.asarray(jac(*point), dtype=float), atol=1e-8)
+    err_times, err_derivatives = check_bounces((10.0, 1.5, 9.8, 0.8), k=3)
+    assert err_times < 1e-8 and err_derivatives < 1e-8
 
 
 def test_odeint_event_gradient_matches_central_differences():
