@@ -8,7 +8,7 @@ Setting: theta = (a, b, c, d) uniform in [1, 2] x [0.5, 1.5] x [2, 4] x
 Dormand-Prince 5(4), rtol 1e-8, atol 1e-10.  Gradients: the sum of squares of
 every output, with respect to every y0 and theta.
 
-Run: ``python -m benchmarks.ensemble [--quick]`` (also part of ``nodekit bench``).
+Run: ``python -m nodekit.benchmarks.ensemble [--quick]`` (also part of ``nodekit bench``).
 """
 import importlib.util
 import os
@@ -45,7 +45,7 @@ def cpu_model():
 
 
 def _lv():
-    from validation.kernels import lotka_volterra_rhs, lotka_volterra_vjp
+    from nodekit.validation.kernels import lotka_volterra_rhs, lotka_volterra_vjp
 
     import nodekit as nk
     return nk.ODE(lotka_volterra_rhs, lotka_volterra_vjp, name="lv")

@@ -5,24 +5,23 @@ dx = a x - b y x, dy = -c y + d x y, (a, b, c, d) = (1.5, 1, 3, 1), y0 = (1, 1),
 gradient of sum(y**2) w.r.t. y0 and theta (``nk.odeint``, adjoint), and a fresh
 process loading the cached symbolic system and solving once.
 
-Run: ``python -m benchmarks.symbolic`` (generated modules go to the default
+Run: ``python -m nodekit.benchmarks.symbolic`` (generated modules go to the default
 cache, ``$NODEKIT_CACHE/symbolic`` or ``~/.cache/nodekit/symbolic``).
 
-``python -m benchmarks.symbolic --dense`` times the first use of dense linear
+``python -m nodekit.benchmarks.symbolic --dense`` times the first use of dense linear
 systems ``dy/dt = A y`` (n states, the n*n entries of ``A`` as parameters):
 generating and compiling the kernels plus the first solve and the first
 gradient, in a new process with an empty cache, for straight-line and tape
-kernels; then the warm cost of a solve and of a gradient.
+kernels; then the warm cost of a solve and of a gradient (best of a few).
 """
 import json
-import os
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-from benchmarks._timing import fresh_process_time, median_time, table
+from ._timing import child_env, fresh_process_time, median_time, table
 
 THETA = np.array([1.5, 1.0, 3.0, 1.0])
 Y0 = np.array([1.0, 1.0])
@@ -43,7 +42,7 @@ nk.solve(ode, np.ones(2), np.linspace(0, 20, 200), np.array([1.5, 1.0, 3.0, 1.0]
 _FRESH_HAND = """
 import numpy as np
 import nodekit as nk
-from benchmarks._lv_hand import LV
+from nodekit.benchmarks._lv_hand import LV
 nk.solve(LV, np.ones(2), np.linspace(0, 20, 200), np.array([1.5, 1.0, 3.0, 1.0]),
          rtol=1e-8, atol=1e-10)
 """
@@ -54,7 +53,7 @@ def run(quick=False):
     import autograd.numpy as anp
 
     import nodekit as nk
-    from benchmarks._lv_hand import LV as hand
+    from ._lv_hand import LV as hand
     from nodekit.symbolic import ODESystem
 
     sym = ODESystem.from_strings(SYSTEM, params=["a", "b", "c", "d"]).compile()
@@ -87,14 +86,12 @@ def run(quick=False):
     print(f"\nsolutions identical: yes; gradients agree to {gdiff:.1e} (relative); "
           f"gradient {np.array2string(np.concatenate(gs), precision=2)}")
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env_code = f"import sys; sys.path.insert(0, {root!r});"
-    fresh_process_time(env_code + _FRESH, repeat=1)  # make sure every cache is written
-    fresh_process_time(env_code + _FRESH_HAND, repeat=1)
+    fresh_process_time(_FRESH, repeat=1)  # make sure every cache is written
+    fresh_process_time(_FRESH_HAND, repeat=1)
     n = 1 if quick else 3
-    best, med = fresh_process_time(env_code + _FRESH, repeat=n)
-    hbest, _ = fresh_process_time(env_code + _FRESH_HAND, repeat=n)
-    ibest, _ = fresh_process_time(env_code + "import nodekit, sympy", repeat=n)
+    best, med = fresh_process_time(_FRESH, repeat=n)
+    hbest, _ = fresh_process_time(_FRESH_HAND, repeat=n)
+    ibest, _ = fresh_process_time("import nodekit, sympy", repeat=n)
     print(f"\nfresh process, import + load the cached symbolic system + first solve: "
           f"{best:.2f} s (median {med:.2f} s); hand-written kernels: {hbest:.2f} s; "
           f"`import nodekit, sympy` alone: {ibest:.2f} s")
@@ -120,19 +117,26 @@ nk.solve(ode, y0, ts, theta, rtol=1e-10, atol=1e-12)
 t1 = time.perf_counter()
 autograd.grad(loss)(theta)
 t2 = time.perf_counter()
-for _ in range(5):
-    nk.solve(ode, y0, ts, theta, rtol=1e-10, atol=1e-12)
-t3 = time.perf_counter()
-autograd.grad(loss)(theta)
-t4 = time.perf_counter()
-print(json.dumps([t1 - t0, t2 - t1, (t3 - t2) / 5, t4 - t3]))
+
+
+def best(fn, repeat=7):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+solve = best(lambda: nk.solve(ode, y0, ts, theta, rtol=1e-10, atol=1e-12))
+grad = best(lambda: autograd.grad(loss)(theta), repeat=3)
+print(json.dumps([t1 - t0, t2 - t1, solve, grad]))
 """
 
 
 def dense(sizes=(10, 20, 30), modes=("straight", "tape")):
     """First-use and warm timings of dense linear systems (see the module notes)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     rows = []
     for n in sizes:
         for mode in modes:

@@ -11,7 +11,7 @@ Density matching (``--matching``): the reverse KL to Rezende and Mohamed's
 potentials U1-U4, for a CNF and for planar flows with K = 1, 2, 8, 32
 (the paper's Figure 4).
 
-Run: ``python examples/cnf.py [--data two-circles|two-moons|eight-gaussians]
+Run: ``python -m nodekit.examples.cnf [--data two-circles|two-moons|eight-gaussians]
 [--iters N] [--trace exact|hutchinson] [--out DIR] [--seed S] [--matching]``
 (or ``nodekit demo cnf ...``).  Writes PNGs and ``metrics.json`` to ``--out``.
 """

@@ -14,7 +14,7 @@ from nodekit.models import CNF, Normal
 from nodekit.nn import Dense, Power, Sequential, TimeDense
 from nodekit.nn.hyper import PlanarHyper
 from nodekit.nn.trace import cnf_ode, derivatives
-from validation.cnf import check_kernels
+from nodekit.validation.cnf import check_kernels
 
 TIGHT = {"rtol": 1e-11, "atol": 1e-11}
 

@@ -215,3 +215,24 @@ def test_one_cache_serves_both_generators(lv, net):
     assert os.path.basename(lv.source_path).startswith("nk_symbolic_")
     for path in (model.kernels.__file__, lv.source_path):
         assert _codecache.read_valid(path, *os.path.basename(path)[3:-3].split("_")) is not None
+
+
+# --- declared sizes (item 3) -------------------------------------------------------
+def test_generated_odes_declare_their_sizes(lv, net):
+    model, _ = net
+    assert (lv.n_states, lv.n_theta) == (2, 4)
+    assert (model.ode.n_theta, model.ode.state_width) == (model.n_params, 2)
+
+
+def test_stiff_solve_uses_the_generated_jacobian(cache):
+    robertson = ODESystem.from_strings(
+        {"a": "-k1*a + k3*b*c", "b": "k1*a - k3*b*c - k2*b**2", "c": "k2*b**2"},
+        params=["k1", "k2", "k3"]).compile(cache_dir=cache)
+    assert robertson.jac is robertson.jac_y
+    sol = nk.solve(robertson, [1.0, 0.0, 0.0], [0.0, 40.0], [0.04, 3e7, 1e4],
+                   method="rodas5", rtol=1e-8, atol=1e-12)
+    assert sol.success and sol.njev > 0
+    # Hairer and Wanner's reference value of y1(40) for Robertson's problem
+    assert sol.y[-1, 0] == pytest.approx(0.7158270687, rel=1e-6)
+    floor = ODESystem.from_strings({"x": "-floor(x)"}).compile(cache_dir=cache)
+    assert floor.jac is None  # no Jacobian kernel: the stiff solver differences

@@ -27,3 +27,6 @@ __all__ = ["Dataset", "IDXError", "load_digits", "load_idx", "load_mnist", "mini
            "one_hot", "save_idx", "shift_images", "two_circles", "two_moons",
            "POTENTIALS", "SAMPLERS", "U1", "U2", "U3", "U4", "eight_gaussians",
            "eight_gaussians_log_prob", "toy2d"]
+from .spirals import Irregular, Spirals, spirals, subsample, union_batch
+
+__all__ += ["Irregular", "Spirals", "spirals", "subsample", "union_batch"]

@@ -9,9 +9,20 @@ ODE-Net, RK-Net) for flat inputs such as the 8x8 digits.
 """
 from .cnf import CNF
 from .distributions import Normal
-from .odenet import (MODELS, MLP, ODENet, ResNet, RKNet, Classifier, accuracy, build,
-                     cross_entropy, mlp_hidden_for)
+from .odenet import (MODELS, MLPClassifier, ODENet, ResNet, RKNet, Classifier, accuracy,
+                     build, cross_entropy, mlp_hidden_for)
 from .planar import PlanarFlow
 
-__all__ = ["MODELS", "MLP", "ODENet", "ResNet", "RKNet", "Classifier", "accuracy", "build",
-           "cross_entropy", "mlp_hidden_for", "CNF", "Normal", "PlanarFlow"]
+__all__ = ["MODELS", "MLPClassifier", "ODENet", "ResNet", "RKNet", "Classifier", "accuracy",
+           "build", "cross_entropy", "mlp_hidden_for", "CNF", "Normal", "PlanarFlow"]
+from .latent import LatentODE, PoissonProcess, RNNBaseline
+
+__all__ += ["LatentODE", "PoissonProcess", "RNNBaseline"]
+
+
+def __getattr__(name):
+    # the deprecated alias ``MLP`` (see nodekit.models.odenet)
+    if name == "MLP":
+        from . import odenet
+        return odenet.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -317,7 +317,7 @@ def _vjp_kernels(system, syms):
 def _jac_kernels(system, syms):
     n, p = system.n_states, system.n_params
     rows = _derivatives(system, syms)
-    flat = "t, y, theta, y, out.reshape(out.size), out"
+    flat = "t, y, theta, y, out.reshape(out.size), out.reshape(out.size)"
     return [
         _Kernel("jac_y(t, y, theta, out)", "df/dy into out, shape (n, n)",
                 [rows[i].get(("y", j), 0) for i in range(n) for j in range(n)],
@@ -392,12 +392,16 @@ class SymbolicODE(ODE):
     jac_theta : numba-jitted function
         ``jac_theta(t, y, theta, out)`` writes ``df/dtheta`` into ``out``,
         shape (n, p); built on first access.
+    jac : numba-jitted function or None
+        ``jac_y``, read by stiff methods (``method="rodas5"``).
     system : ODESystem
         The system the kernels were generated from.
     source_path : str
         The generated module of ``rhs`` (see :func:`module_path` for the others).
     key : str
         The hash naming it.
+    n_states, n_theta : int
+        The sizes of ``y`` and ``theta`` the kernels read and write.
     """
 
     def __init__(self, system, cache_dir=None, kernels="auto"):
@@ -409,12 +413,19 @@ class SymbolicODE(ODE):
         mod = self._part("rhs")
         self.source_path = mod.__file__
         super().__init__(mod.rhs, None, name=system.name or f"symbolic_{self.key[:8]}")
+        # the sizes the kernels read and write: y has n entries, theta p
+        self.n_states, self.n_theta = system.n_states, system.n_params
 
     def _part(self, part):
         with _codecache.LOCK:
             if part not in self._parts:
-                self._parts[part] = _load_part(self.system, part, self.cache_dir,
-                                               self.kernels)
+                try:
+                    self._parts[part] = _load_part(self.system, part, self.cache_dir,
+                                                   self.kernels)
+                except ValueError as exc:  # a derivative that cannot be written: once
+                    self._parts[part] = exc
+            if isinstance(self._parts[part], Exception):
+                raise self._parts[part]
             return self._parts[part]
 
     @property
@@ -434,6 +445,21 @@ class SymbolicODE(ODE):
     @property
     def jac_theta(self):
         return self._part("jac").jac_theta
+
+    @property
+    def jac(self):
+        """``jac_y``, the Jacobian kernel stiff solvers read (``None`` when a
+        derivative of the system cannot be written: they then difference)."""
+        try:
+            return self.jac_y
+        except ValueError:
+            return None
+
+    @jac.setter
+    def jac(self, value):
+        if value is not None:
+            raise AttributeError("The jac of a SymbolicODE is generated from its system; "
+                                 "it cannot be set.")
 
     def __reduce__(self):
         return compile_system, (self.system, self.cache_dir, self.kernels)

@@ -12,6 +12,7 @@ from fractions import Fraction
 from . import dop853 as _dop853_data
 from .core import ButcherTableau, _fr, _vec
 from .dense import dop853_P
+from .rosenbrock import ROSENBROCK_METHODS
 
 __all__ = [
     "BOSH3",
@@ -117,15 +118,29 @@ BOSH3 = ButcherTableau(
            (0, _F(4, 3), _F(-8, 9)),
            (0, -1, 1)))
 
+# Note on the quartic dense outputs of rkf45 and cash_karp.  Neither paper
+# gives one, and a cubic Hermite interpolant is an order short
+# (inside a step it missed rtol 1e-12 by a factor of 100-400).  Both
+# interpolants use the step's own stages and ``f(t + h, y_new)`` (no extra
+# evaluation) and are the solution of linear equations in exact arithmetic:
+# the continuous order conditions ``sum_k b_k(theta) Phi_k(t) =
+# theta**|t| / gamma(t)`` for all trees up to order 4 as polynomial identities
+# in theta (Hairer, Norsett and Wanner, Sec. II.6), ``b(1) = b``, and the
+# Hermite conditions ``y'(0) = f0``, ``y'(1) = f1`` (so the dense solution is
+# C1).  One coefficient stays free (the theta**4 weight of the sixth stage);
+# it minimises the L2 norm over [0, 1] of the order-5 residuals.  The tests
+# verify the order conditions exactly.
+
 #: Runge--Kutta--Fehlberg 4(5).  Like the classic RKF45 code, the
 #: **4th-order** solution is propagated (``order = 4``) and the difference to
 #: Fehlberg's 5th-order solution estimates its local error
 #: (``error_order = 4``; the embedded ``b_hat`` itself has order 5, see
-#: ``embedded_order``).  Hermite dense output of order 3.
+#: ``embedded_order``).  Dense output of order 4: see the note on
+#: quartic dense outputs above.
 _RKF_B4 = (_F(25, 216), 0, _F(1408, 2565), _F(2197, 4104), _F(-1, 5), 0)
 _RKF_B5 = (_F(16, 135), 0, _F(6656, 12825), _F(28561, 56430), _F(-9, 50), _F(2, 55))
 RKF45 = ButcherTableau(
-    name="rkf45", order=4, error_order=4, dense_order=3, fsal=False,
+    name="rkf45", order=4, error_order=4, dense_order=4, fsal=False,
     references="E. Fehlberg, \"Low-order classical Runge-Kutta formulas with "
                "stepsize control and their application to some heat transfer "
                "problems\", NASA Technical Report R-315, 1969. " + _HNW,
@@ -138,19 +153,28 @@ RKF45 = ButcherTableau(
        (_F(-8, 27), 2, _F(-3544, 2565), _F(1859, 4104), _F(-11, 40))),
     b=_RKF_B4,
     b_err=tuple(_F(x) - _F(y) for x, y in zip(_RKF_B4, _RKF_B5)),
-    embedded_order=5)
+    embedded_order=5,
+    dense=(
+        (1, _F(-1475077, 587760), _F(6565433, 2644920), _F(-1510921, 1763280)),
+        (0, 0, 0, 0),
+        (0, _F(5868096, 1163275), _F(-247913344, 31408425), _F(35571904, 10469475)),
+        (0, _F(-417963871, 122841840), _F(4945374499, 552788280), _F(-1845741443, 368525520)),
+        (0, _F(276849, 244900), _F(-374809, 122450), _F(423789, 244900)),
+        (0, _F(-237441, 134695), _F(474882, 134695), _F(-237441, 134695)),
+        (0, _F(3, 2), -4, _F(5, 2))))
 
-#: Cash--Karp 5(4) pair, propagating the 5th-order solution.  Hermite dense
-#: output of order 3.
+#: Cash--Karp 5(4) pair, propagating the 5th-order solution.  Dense output of
+#: order 4 (as for ``dopri5``; order 5 would need extra stages): see the note
+#: on quartic dense outputs above.
 _CK_B5 = (_F(37, 378), 0, _F(250, 621), _F(125, 594), 0, _F(512, 1771))
 _CK_B4 = (_F(2825, 27648), 0, _F(18575, 48384), _F(13525, 55296), _F(277, 14336),
           _F(1, 4))
 CASH_KARP = ButcherTableau(
-    name="cash_karp", order=5, error_order=4, dense_order=3, fsal=False,
+    name="cash_karp", order=5, error_order=4, dense_order=4, fsal=False,
     references="J. R. Cash, A. H. Karp, \"A variable order Runge-Kutta method "
                "for initial value problems with rapidly varying right-hand "
                "sides\", ACM Transactions on Mathematical Software 16(3), "
-               "201-222, 1990.",
+               "201-222, 1990. " + _HNW + " (Sec. II.6, continuous extensions).",
     c=(0, _F(1, 5), _F(3, 10), _F(3, 5), 1, _F(7, 8)),
     a=((),
        (_F(1, 5),),
@@ -160,7 +184,15 @@ CASH_KARP = ButcherTableau(
        (_F(1631, 55296), _F(175, 512), _F(575, 13824), _F(44275, 110592),
         _F(253, 4096))),
     b=_CK_B5,
-    b_err=tuple(_F(x) - _F(y) for x, y in zip(_CK_B5, _CK_B4)))
+    b_err=tuple(_F(x) - _F(y) for x, y in zip(_CK_B5, _CK_B4)),
+    dense=(
+        (1, _F(-8585, 3031), _F(250121, 81837), _F(-61435, 54558)),
+        (0, 0, 0, 0),
+        (0, _F(120500, 29877), _F(-1736000, 268893), _F(253250, 89631)),
+        (0, _F(-42875, 57156), _F(602375, 257202), _F(-236875, 171468)),
+        (0, _F(-735, 1732), _F(735, 866), _F(-735, 1732)),
+        (0, _F(-1170432, 766843), _F(3227648, 766843), _F(-1835520, 766843)),
+        (0, _F(3, 2), -4, _F(5, 2))))
 
 #: Dormand--Prince 5(4) pair (FSAL), propagating the 5th-order solution, with
 #: Shampine's 4th-order continuous extension (the one SciPy's RK45 uses).
@@ -306,6 +338,11 @@ def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
         raise TypeError("`method` must be a method name (str) or a ButcherTableau; "
                         f"got {type(method).__name__}.")
     tab = METHODS.get(method, METHODS.get(method.strip().lower()))
+    if tab is None and method.strip().lower() in ROSENBROCK_METHODS:
+        raise ValueError(
+            f"{method!r} is a stiff (Rosenbrock) method: `nk.solve` runs it, but "
+            "gradients (`nk.odeint`), ensembles and fixed steps through it are not "
+            "implemented yet; use an explicit method such as 'dopri5' there.")
     if tab is None:
         names = ", ".join(repr(n) for n in sorted(METHODS))
         raise ValueError(f"`method` must be one of {names}; got {method!r}.")

@@ -85,11 +85,14 @@ def tree_symbol(tree) -> str:
     return "[" + ",".join(tree_symbol(c) for c in tree) + "]"
 
 
-def _weights_residuals(A, c, weights, max_order, rhs, one, zero):
+def _weights_residuals(A, c, weights, max_order, rhs, one, zero, single=None):
     """Residuals ``sum_i w_i Phi_i(t) - rhs(t)`` for all trees up to max_order.
 
     `A` is a square list-of-lists, `c` its nodes.  ``Phi_i`` of a tree with
     children ``t_1..t_m`` is ``prod_j (A Phi(t_j))_i`` (with ``A Phi(τ) = c``).
+    With `single` (a lower-triangular matrix, diagonal included), a tree with
+    exactly one child uses ``(single Phi(t_1))_i`` instead: the elementary
+    weights of Rosenbrock methods, ``single = beta = alpha + Gamma``.
     """
     n = len(c)
     phi_cache = {(): [one] * n}
@@ -99,17 +102,25 @@ def _weights_residuals(A, c, weights, max_order, rhs, one, zero):
         return [sum((A[i][k] * p[k] for k in range(i) if A[i][k] != 0), zero)
                 for i in range(n)]
 
+    def single_phi(t):  # (single Phi(t))_i, diagonal included
+        p = phi(t)
+        return [sum((single[i][k] * p[k] for k in range(i + 1) if single[i][k] != 0),
+                    zero) for i in range(n)]
+
     ap_cache = {}
 
     def phi(t):
         if t in phi_cache:
             return phi_cache[t]
-        out = [one] * n
-        for child in t:
-            if child not in ap_cache:
-                ap_cache[child] = a_phi(child)
-            ac = ap_cache[child]
-            out = [o * x for o, x in zip(out, ac)]
+        if single is not None and len(t) == 1:
+            out = single_phi(t[0])
+        else:
+            out = [one] * n
+            for child in t:
+                if child not in ap_cache:
+                    ap_cache[child] = a_phi(child)
+                ac = ap_cache[child]
+                out = [o * x for o, x in zip(out, ac)]
         phi_cache[t] = out
         return out
 
