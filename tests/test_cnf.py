@@ -242,7 +242,7 @@ def test_toy_data_and_exact_mixture_density():
 def test_example_runs_on_tiny_settings(tmp_path):
     import json
 
-    from examples import cnf as example
+    from nodekit.examples import cnf as example
     assert example.main(["--iters", "2", "--out", str(tmp_path), "--no-progress",
                          "--data", "eight-gaussians"]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
