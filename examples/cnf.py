@@ -223,7 +223,8 @@ def density_matching(iters, out, seed, progress, Ks=(1, 2, 8, 32), width=32, n=2
         log_z = toy2d.log_normaliser(name)
         seeds = np.random.default_rng(seed).integers(2 ** 31, size=iters)
         print(f"density matching {name}: CNF (M={width})")
-        res = fit(partial(_kl, model=cnf, log_target=log_target, n=n), cnf.init(seed), optimizer=Adam(lr=1e-2), iters=iters,
+        res = fit(partial(_kl, model=cnf, log_target=log_target, n=n), cnf.init(seed),
+                  optimizer=Adam(lr=1e-2), iters=iters,
                   batches=list(seeds), progress=progress, value_and_grad=False)
         # KL(q || p) = E_q[log q - log target] + log Z, on 4000 fresh samples
         kl = {"CNF": float(cnf.kl_to(res.theta, log_target, 4000, 99)) + log_z}

@@ -180,7 +180,7 @@ def _planar_kernels(m, hutch):
     # acc: cotangents of the units, dWT (d, M) | dUT (d, M) | dB (M)
     DWT, DUT, DB = 0, bs, 2 * bs
     n_acc = 2 * bs + M
-    I = range(d)
+    I = range(d)  # noqa: E741
     hyper = [
         "@numba.njit(**_OPTS)",
         "def _hyper(t, theta, s, u):",
