@@ -236,3 +236,24 @@ def test_truncated_zip_member_is_reported(tmp_path):
         zf.writestr("theta.npy", b"\x93NUMPY\x01\x00")
     with pytest.raises(ValueError, match=r"member.npz' is truncated or corrupt"):
         load(path)
+
+
+# ----------------------------------------------------------------------------
+# nn models: sizes checked on entry of nk.solve and nk.odeint
+
+
+@pytest.mark.parametrize("entry", ["solve", "odeint"])
+def test_nn_ode_checks_theta_and_state_sizes(entry):
+    import nodekit as nk
+    model = Sequential(Dense(2, 3), "tanh", Dense(3, 2))
+    theta, y0, t = model.init(0), np.ones((4, 2)), [0.0, 1.0]
+    run = getattr(nk, entry)
+    with pytest.raises(ValueError, match=r"`theta` must be a flat vector of length 17 \(the "
+                                         r"parameters of Sequential\(.*\)\); got shape \(5,\) "
+                                         r"\(5 parameters, 12 too few\)"):
+        run(model.ode, y0, t, theta[:5])
+    with pytest.raises(ValueError, match=r"`theta` must be a flat vector of length 17"):
+        run(model.ode, y0, t)
+    with pytest.raises(ValueError, match=r"`y0` must have last axis of width 2 \(the state "
+                                         r"width of Sequential\(.*\)\); got shape \(4, 3\)"):
+        run(model.ode, np.ones((4, 3)), t, theta)

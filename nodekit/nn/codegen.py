@@ -214,9 +214,14 @@ class NetODE(ODE):
     def __init__(self, model):
         module = load_kernels(model)
         self.spec = model.spec()
+        self._model = model
         super().__init__(module.nn_rhs, module.nn_vjp, name=repr(model))
         # theta has n_params entries; y holds rows of width dim (any number of rows)
         self.n_theta, self.state_width = model.n_params, model.dim
+
+    def check_sizes(self, y0, theta):
+        """``y0`` must have rows of the model's width, ``theta`` its parameters."""
+        self._model.check_sizes(y0, theta)
 
     def __reduce__(self):
         return _ode_of_spec, (self.spec,)

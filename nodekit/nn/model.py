@@ -442,14 +442,21 @@ class Sequential(Chain):
         a_t = self.ode.vjp(float(t), yf, th, af, out_y, out_theta)
         return out_y.reshape(shape), out_theta, float(a_t)
 
+    def check_sizes(self, y0, theta):
+        """Raise a ValueError unless ``y0`` has rows of width :attr:`dim` and
+        ``theta`` has :attr:`n_params` entries.  ``nk.solve`` and ``nk.odeint``
+        call it (through :attr:`ode`) before the kernels run: they read
+        exactly these sizes and nothing checks them inside."""
+        self._check_state(y0, "y0")
+        check_theta_shape(theta, self.n_params, self)
+
     def odeint(self, y0, t, theta, **options):
         """``nk.odeint(self.ode, y0, t, theta, **options)`` after checking shapes.
 
         Differentiable (autograd) in ``y0``, ``t`` and ``theta``.
         """
         from ..primitive import odeint
-        self._check_state(y0, "y0")
-        check_theta_shape(theta, self.n_params, self)
+        self.check_sizes(y0, theta)
         return odeint(self.ode, y0, t, theta, **options)
 
     # ------------------------------------------------------------------ description
