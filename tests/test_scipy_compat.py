@@ -28,13 +28,18 @@ def test_scipy_stiff_methods_say_what_to_use(name):
 @pytest.mark.parametrize("option, hint", [
     ("t_eval", "`t` is the output times"), ("t_span", "array of output times"),
     ("args", "go in `theta`"), ("dense_output", "dense=True"),
-    ("events", "no event detection"), ("vectorized", "y0 of shape"),
+    ("vectorized", "y0 of shape"),
     ("jac", "vector-Jacobian product")])
 @pytest.mark.parametrize("entry", [nk.solve, nk.odeint])
 def test_scipy_options_name_their_equivalent(entry, option, hint):
     with pytest.raises(TypeError, match="valid options are") as err:
         entry(decay, [1.0], [0.0, 1.0], [1.0], **{option: None})
     assert f"`{option}`: " in str(err.value) and hint in str(err.value)
+
+
+def test_events_in_odeint_point_to_odeint_event():
+    with pytest.raises(TypeError, match="`events`: .*nk.odeint_event"):
+        nk.odeint(decay, [1.0], [0.0, 1.0], [1.0], events=None)
 
 
 def test_atol_zero_is_a_pure_relative_test():
