@@ -15,13 +15,14 @@ fed time gaps, predicting the next point; extrapolates by feeding back its
 predictions).  Same optimiser (Adam, lr 0.01 as torchdiffeq's example), same
 iterations, same minibatches of spirals.
 
-Run: ``python examples/latent_ode.py [--obs 30,50,100] [--iters N] [--out DIR]
+Run: ``python -m nodekit.examples.latent_ode [--obs 30,50,100] [--iters N] [--out DIR]
 [--seed S] [--quick] [--no-progress]`` (or ``nodekit demo latent ...``).
 Writes ``metrics.json`` and PNGs to ``--out`` (default ``out/latent``).
 """
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -190,7 +191,7 @@ def run_one(data, k, iters, batch, seed, progress, out):
     fig = os.path.join(out, f"reconstructions_{k}.png")
     plot_reconstructions(fig, data, irr, k, latent, res_l.theta, rnn, res_r.theta)
     figs = [fig]
-    return {"latent_ode": r_l, "rnn": r_r,
+    return {"latent_ode": r_l, "rnn": r_r, "success": bool(res_l.success and res_r.success),
             "seconds_per_iter": {"latent_ode": res_l.seconds_per_iter,
                                  "rnn": res_r.seconds_per_iter},
             "final_loss": {"latent_ode": float(res_l.loss[-1]) if res_l.loss.size else None,
@@ -278,9 +279,14 @@ def run(args):
 
 
 def main(argv=None):
-    """Entry point of ``nodekit demo latent`` (``argv`` without the program name)."""
-    return run(parser().parse_args(argv))
+    """Entry point of ``nodekit demo latent`` (``argv`` without the program name).
+
+    Returns 0, or 1 if a training run stopped early (non-finite loss or a
+    failed solve; the message is printed).
+    """
+    metrics = run(parser().parse_args(argv))
+    return 0 if all(d["success"] for d in metrics["details"].values()) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,9 +12,9 @@ METHOD_ALIASES = {"rk45": "dopri5", "rk23": "bosh3", "dop853": "dop853"}
 
 #: SciPy methods without a nodekit equivalent (implicit, for stiff problems).
 NO_EQUIVALENT = {
-    "radau": "an implicit Runge-Kutta method for stiff problems",
-    "bdf": "an implicit multistep method for stiff problems",
-    "lsoda": "a switching stiff/non-stiff multistep method",
+    "radau": "implicit Runge-Kutta method for stiff problems",
+    "bdf": "implicit multistep method for stiff problems",
+    "lsoda": "switching stiff/non-stiff multistep method",
 }
 
 #: ``solve_ivp`` options that nodekit spells differently, with what to write.
@@ -25,8 +25,8 @@ OPTION_HINTS = {
               "initial time)",
     "args": "extra parameters go in `theta`: fun(t, y, theta)",
     "dense_output": "pass dense=True; the Solution is then callable, sol(t)",
-    "events": "there is no event detection; solve on a grid and locate crossings with "
-              "the dense output (dense=True)",
+    "events": "events are an option of nk.solve (SciPy's semantics); for differentiable "
+              "event times use nk.odeint_event",
     "vectorized": "not needed: a batch of states is one y0 of shape (batch, n), solved "
                   "jointly (or nk.solve_ensemble for per-trajectory steps)",
     "jac": "the methods are explicit and need no Jacobian; for gradients give a "
@@ -56,10 +56,9 @@ def method_alias(method):
     key = method.strip().lower()
     if key in NO_EQUIVALENT:
         raise ValueError(
-            f"`method`={method!r} is SciPy's {NO_EQUIVALENT[key]}; nodekit has explicit "
-            "methods only (see nk.METHODS). For a stiff problem use "
-            f"scipy.integrate.solve_ivp(method={method!r}); otherwise try 'dopri5' "
-            "(SciPy's 'RK45') or 'dop853'.")
+            f"`method`={method!r} is SciPy's {NO_EQUIVALENT[key]}, which nodekit does "
+            "not have. For a stiff problem nk.solve has the Rosenbrock methods 'rodas4' "
+            "and 'rodas5'; otherwise try 'dopri5' (SciPy's 'RK45') or 'dop853'.")
     return METHOD_ALIASES.get(key, method)
 
 

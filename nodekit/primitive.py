@@ -126,8 +126,9 @@ def odeint(fun, y0, t, theta=None, **options):
         ``'adjoint'``: memory independent of the number of steps, but ``y``
         is integrated backwards, which drifts on dissipative or chaotic
         problems: ``stats['drift']`` reports it, and a drift above 1000 times
-        the backward tolerance emits :class:`nodekit.AdjointDriftWarning`.  ``'interpolated'``: reads ``y``
-        from the forward dense output (memory grows with the steps).
+        the backward tolerance emits :class:`nodekit.AdjointDriftWarning`.
+        ``'interpolated'``: reads ``y`` from the forward dense output (memory
+        grows with the steps).
         ``'discrete'``: the exact gradient of the discrete forward computation.
     adjoint_method, adjoint_rtol, adjoint_atol : optional
         Method and tolerances of the backward solve (default: the forward's).
@@ -210,7 +211,8 @@ def odeint(fun, y0, t, theta=None, **options):
     adj = dict(
         tableau=adjoint_tableau,
         rtol=_scalar_tol(options.get("adjoint_rtol"), rtol, "adjoint_rtol"),
-        atol=_scalar_tol(options.get("adjoint_atol"), atol, "adjoint_atol"),
+        atol=_scalar_tol(options.get("adjoint_atol"), atol, "adjoint_atol")
+        or _checks.backward_atol_needed(gradient.name),
         seminorm=bool(options.get("seminorm", False)),
         max_steps=_checks.check_positive(max_steps, "max_steps", integer=True),
         max_step=options.get("max_step", np.inf), controller=controller,

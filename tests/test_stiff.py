@@ -112,10 +112,20 @@ def test_robertson_against_radau(method):
     assert sol.naccept < {"rodas4": 1500, "rodas5": 600}[method]
 
 
+def _with_jac(rhs, jac):
+    """``nk.ODE(rhs, jac=jac)``; on an ``nk.ODE`` without that argument, the
+    attribute it would set."""
+    try:
+        return nk.ODE(rhs, jac=jac)
+    except TypeError:
+        ode = nk.ODE(rhs)
+        ode.jac = jac
+        return ode
+
+
 def test_analytic_jacobian_is_used():
-    # the kernel `nk.ODE(rhs, jac=...)` keeps as `.jac`: no difference quotients
-    ode = nk.ODE(robertson_rhs)
-    ode.jac = robertson_jac
+    # the Jacobian kernel is called instead of difference quotients
+    ode = _with_jac(robertson_rhs, robertson_jac)
     fd = nk.solve(ROBERTSON, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
     an = nk.solve(ode, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
     assert an.success and an.njev == an.naccept
@@ -136,8 +146,7 @@ def test_symbolic_systems_bring_their_jacobian(tmp_path):
 
 
 def test_van_der_pol_mu_1000_against_radau():
-    ode = nk.ODE(van_der_pol_rhs)
-    ode.jac = van_der_pol_jac
+    ode = _with_jac(van_der_pol_rhs, van_der_pol_jac)
     sol = nk.solve(ode, VDP_Y0, VDP_T, VDP_MU, method="rodas5", rtol=1e-8, atol=1e-10)
     assert sol.success
     err = np.max(np.abs(sol.y - VDP_REF))
@@ -182,3 +191,23 @@ def test_test_set_problems_against_published_references(name):
     assert sol.success
     err = np.max(np.abs(sol.y[-1] - ref) / (1e-12 + np.abs(ref)))
     assert err < 10 * 1e-8, err     # measured: HIRES 1.4e-9, OREGO 2.4e-9
+
+
+def test_backward_in_time_and_non_autonomous():
+    # backwards: a decaying rotation from t = 2 to 0 against the matrix exponential
+    from scipy.linalg import expm
+    M = np.array([[-0.5, 1.0], [-1.0, -0.5]])
+    y2 = np.array([1.0, 0.3])
+    ts = np.linspace(2.0, 0.0, 5)
+    sol = nk.solve(LINEAR, y2, ts, M.ravel(), method="rodas5", rtol=1e-9, atol=1e-12,
+                   dense=True)
+    want = np.array([expm(M * (t - 2.0)) @ y2 for t in ts])
+    assert sol.success and np.max(np.abs(sol.y - want)) < 1e-8
+    assert np.max(np.abs(sol(0.7) - expm(M * -1.3) @ y2)) < 1e-8
+    # non-autonomous and stiff (the df/dt term of the stages): y = cos t
+    from nodekit.validation.stiff_kernels import prothero_robinson_rhs
+    ts = np.linspace(0.0, 3.0, 7)
+    for method in ("rodas4", "rodas5"):
+        sol = nk.solve(nk.ODE(prothero_robinson_rhs), [1.0], ts, [1e4], method=method,
+                       rtol=1e-8, atol=1e-10)
+        assert sol.success and np.max(np.abs(sol.y[:, 0] - np.cos(ts))) < 1e-7, method

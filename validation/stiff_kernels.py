@@ -143,3 +143,11 @@ if __name__ == "__main__":
         y = radau_reference(*args)
         print(f"{name}: max relative difference from the stored reference "
               f"{np.max(np.abs(y - ref) / (np.abs(ref) + 1e-300 + (ref == 0))):.2e}")
+
+
+@nb.njit(cache=True)
+def prothero_robinson_rhs(t, y, th, out):
+    """Prothero and Robinson's non-autonomous test ``y' = -k (y - cos t) - sin t``
+    (``k = theta[0]``), whose solution from ``y(0) = 1`` is ``cos t``."""
+    for i in range(y.size):
+        out[i] = -th[0] * (y[i] - np.cos(t)) - np.sin(t)
