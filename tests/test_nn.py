@@ -295,3 +295,21 @@ def test_large_batches_split_over_threads_same_numbers():
     g_y = autograd.grad(lambda yy: np.sum(model.apply(0.2, yy, theta) * a))(y)
     np.testing.assert_allclose(a_theta, g_theta, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(a_y, g_y, rtol=1e-11, atol=1e-12)
+
+
+def test_parallel_kernels_load_from_numba_cache_in_a_new_process():
+    # a cached parallel kernel used to abort a new process ("LLVM ERROR: Symbol
+    # not found: allocate_sched") before Numba's thread pool had started
+    code = ("import numpy as np\n"
+            "from nodekit.nn import Sequential, TimeDense\n"
+            "m = Sequential(TimeDense(64, 64), 'tanh', TimeDense(64, 64))\n"
+            "y = np.ones((300, 64))\n"
+            "import nodekit as nk\n"
+            "print(nk.solve(m.ode, y, [0.0, 0.1], m.init(0)).y[-1].sum())\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True) for _ in range(2)]      # the second loads from cache
+    for res in out:
+        assert res.returncode == 0, res.stderr[-2000:]
+    assert out[0].stdout == out[1].stdout and float(out[0].stdout) != 0.0

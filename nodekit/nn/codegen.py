@@ -118,6 +118,12 @@ def nn_vjp(t, y, theta, a, out_y, out_theta):
 #: The thread count is not read inside (``numba.get_num_threads`` would keep
 #: the kernels out of Numba's disk cache).
 PARALLEL_SOURCE = '''
+# Start Numba's thread pool now: a parallel kernel loaded from Numba's disk
+# cache into a process whose pool has not started yet aborts it ("LLVM
+# ERROR: Symbol not found: allocate_sched").
+_launch_threads()
+
+
 @numba.njit(parallel=True, **_OPTS)
 def _rhs_par(t, y, theta, out, n_chunks):
     n = y.size // {d}
@@ -214,6 +220,8 @@ def generate(model):
         "",
         "import numba",
         "import numpy as np",
+        *(["from numba.np.ufunc.parallel import _launch_threads"] if is_parallel(model)
+          else []),
         "",
         "# Row loops are compiled with these options (nk.ODE recompiles the two",
         "# entry kernels from source with Numba's defaults; they only forward here).",
