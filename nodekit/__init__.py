@@ -20,6 +20,7 @@ from .tableaux.rosenbrock import ROSENBROCK_METHODS as STIFF_METHODS
 from ._warnings import (AccuracyWarning, AdjointDriftWarning, NodekitWarning,
                         UntracedFunctionWarning)
 from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
+from .events import Event, NoEventError, odeint_event
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'nodekit' has no attribute {name!r}")
 
 __all__ = ["ODE", "METHODS", "STIFF_METHODS", "ButcherTableau", "GradientError", "PIController",
-           "EnsembleSolution", "Solution", "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble", "__version__"]
+           "EnsembleSolution", "Event", "NoEventError", "odeint_event", "Solution", "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble", "__version__"]
 __all__ += ["NodekitWarning", "AccuracyWarning", "AdjointDriftWarning",
             "UntracedFunctionWarning"]

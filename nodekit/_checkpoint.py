@@ -95,8 +95,12 @@ def next_proposal(t_grid, h_grid, y_grid, K_grid, count, h_abs, t_end, B, E, E2,
         if direction * (t_new - t_end) > 0.0:
             t_new = t_end
         after_reject = (t_new - t) != h
-        _kernels.combine(y_grid[k], h, B, K_grid[k], y_end)
-        err = error_norm(h, E, E2, has_e2, K_grid[k], y_grid[k], y_end, rtol, atol, n_err)
+        if k + 1 < count:
+            ynew = y_grid[k + 1]  # the loop stored the state it reached
+        else:
+            _kernels.combine(y_grid[k], h, B, K_grid[k], y_end)
+            ynew = y_end
+        err = error_norm(h, E, E2, has_e2, K_grid[k], y_grid[k], ynew, rtol, atol, n_err)
         h_abs = abs(h) * accept_factor(err, 1.0, exponent, ctrl, after_reject)
     return h_abs
 
@@ -118,7 +122,6 @@ def solve(fun, y0, t, theta, opts, max_checkpoints):
     out, info, dense = integrate(fun, y0, t, theta, max_steps=budget, dense=True, **kw)
     if info["status"] != _kernels.FAILED_MAX_STEPS or budget == opts["max_steps"]:
         return out, info, dense
-    del out, dense
     compiled = isinstance(fun, ODE)
     shape = info["shape"]
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
@@ -129,12 +132,13 @@ def solve(fun, y0, t, theta, opts, max_checkpoints):
                    _checks.check_tol(opts["atol"], "atol", shape), opts["controller"],
                    first_step=opts["first_step"], max_step=opts["max_step"],
                    max_steps=opts["max_steps"], step_size=opts["step_size"],
-                   max_checkpoints=max_checkpoints, shape=shape)
+                   max_checkpoints=max_checkpoints, shape=shape, start=(out, info, dense))
 
 
 def forward(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step,
-            max_step, max_steps, step_size, max_checkpoints, shape):
-    """The forward solve in checkpointed segments (validated, flat input).
+            max_step, max_steps, step_size, max_checkpoints, shape, start=None):
+    """The forward solve in checkpointed segments (validated, flat input);
+    ``start``: the first segment's ``run`` result, when already computed.
 
     Returns ``(out, info, tape)`` as :func:`nodekit.integrate.run` returns
     ``(ys, info, dense)``; ``info`` sums the counts over the segments.
@@ -157,7 +161,10 @@ def forward(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_
     t, y, first, length = float(ts[0]), y0.copy(), first_step, SEGMENT_STEPS
     while True:
         budget = min(length, max_steps - totals["nsteps"])
-        ts_seg, (o, info, dense) = segment(t, y, first, budget)
+        if start is None:
+            ts_seg, (o, info, dense) = segment(t, y, first, budget)
+        else:  # the first segment, from the caller
+            ts_seg, (o, info, dense), start = ts, start, None
         for key in totals:
             totals[key] += info[key]
         row = m - ts_seg.size + 1  # the global row of ts_seg[1]
@@ -184,7 +191,7 @@ def forward(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_
                              dense.K_grid[-1], y_next)
         t, y = info["t_reached"], y_next
     info = dict(info, **totals, max_steps=max_steps, t=ts)
-    if info["status"] != 0:
+    if info["status"] == _kernels.FAILED_MAX_STEPS:  # the count is the whole solve's
         info["message"] = STATUS_MESSAGES[info["status"]].format(
             t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
                 "nsteps", "nfev", "naccept", "nreject", "max_steps")})

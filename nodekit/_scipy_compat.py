@@ -25,8 +25,8 @@ OPTION_HINTS = {
               "initial time)",
     "args": "extra parameters go in `theta`: fun(t, y, theta)",
     "dense_output": "pass dense=True; the Solution is then callable, sol(t)",
-    "events": "there is no event detection; solve on a grid and locate crossings with "
-              "the dense output (dense=True)",
+    "events": "events are an option of nk.solve (SciPy's semantics); for differentiable "
+              "event times use nk.odeint_event",
     "vectorized": "not needed: a batch of states is one y0 of shape (batch, n), solved "
                   "jointly (or nk.solve_ensemble for per-trajectory steps)",
     "jac": "the methods are explicit and need no Jacobian; for gradients give a "

@@ -36,6 +36,7 @@ from autograd import make_vjp
 from autograd.tracer import isbox
 
 from . import _checkpoint, _kernels
+from ._errors import GradientError
 from ._warnings import AdjointDriftWarning, UntracedFunctionWarning
 from .integrate import integrate, python_rhs, run
 
@@ -43,10 +44,6 @@ from .integrate import integrate, python_rhs, run
 #: drift of its backwards-integrated ``y`` exceeds this many times the backward
 #: tolerance ``max(adjoint_rtol, adjoint_atol)``.
 DRIFT_FACTOR = 1000.0
-
-
-class GradientError(RuntimeError):
-    """A backward (adjoint) solve failed."""
 
 
 def python_vjp(fun, shape, theta):
@@ -154,7 +151,7 @@ class Discrete(_Strategy):
     def gradients(self, pb, stats):
         """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
         d = pb.record.dense
-        reverse = _kernels.reverse_steps if pb.record.compiled else _kernels.reverse_steps_py
+        reverse = _checked_reverse(pb.record.compiled)
         if isinstance(d, _checkpoint.Tape):
             gy0, gth, nvjp, nsteps = _checkpoint.reverse(
                 d, reverse, pb.vjp, pb.theta, pb.record.ts, pb.g, d.last.tableau, pb.p)
@@ -168,6 +165,23 @@ class Discrete(_Strategy):
                        d.t_grid.size, gy0, gth)
         stats.update(nfev_backward=int(nvjp), nsteps_backward=int(d.t_grid.size))
         return gy0, gth
+
+
+def _checked_reverse(compiled):
+    """The discrete reverse sweep (compiled or interpreted), raising
+    :class:`GradientError` when a kernel inside it failed (negative count)."""
+    sweep = _kernels.reverse_steps if compiled else _kernels.reverse_steps_py
+
+    def reverse(*args):
+        nvjp = sweep(*args)
+        if nvjp < 0:
+            raise GradientError(
+                "The discrete backward pass stopped: the `vjp` kernel raised an "
+                f"exception (code {nvjp}). Fix the kernel; calling it on the states of "
+                "the forward solve (nk.solve(..., dense=True)) reproduces the error.")
+        return nvjp
+
+    return reverse
 
 
 class _Continuous(_Strategy):
@@ -208,6 +222,10 @@ class _Continuous(_Strategy):
         return self.finish(pb, system, out[-1], keep, stats)
 
     def _advice(self, info, stops):
+        if info["status"] not in (_kernels.FAILED_MAX_STEPS, _kernels.FAILED_NONFINITE,
+                                  _kernels.FAILED_STEP_UNDERFLOW):
+            # e.g. a kernel that raised: its own message says what happened
+            return f"The backward ({self.name}) solve failed: {info['message']}"
         if info["status"] == _kernels.FAILED_MAX_STEPS:
             return (f"The backward ({self.name}) solve failed: it reached max_steps="
                     f"{info['max_steps']} (the `max_steps` of nk.odeint plus one step for "

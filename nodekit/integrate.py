@@ -31,7 +31,7 @@ STATUS_MESSAGES = {
 DEFAULT_MAX_STEPS = 100_000
 _DEFAULT_CONTROLLER = PIController()
 
-_SOLVE_OPTIONS = ("method", "rtol", "atol", "first_step", "max_step", "max_steps",
+_SOLVE_OPTIONS = ("events", "method", "rtol", "atol", "first_step", "max_step", "max_steps",
                   "step_size", "dense", "controller")
 
 
@@ -62,6 +62,10 @@ class Solution:
         With ``dense=True``: the continuous solution (also callable as
         ``sol(t)``), holding every accepted step (``dense.t_grid``, ...).
     """
+
+    #: With ``events``: per event, the times and states of its occurrences.
+    t_events = None
+    y_events = None
 
     def __init__(self, t, y, status, message, nfev, nsteps, naccept, nreject,
                  t_reached, h_last, method, dense=None):
@@ -334,6 +338,12 @@ def solve(fun, y0, t, theta=None, **options):
     True
     """
     _checks.check_options(options, _SOLVE_OPTIONS, "solve")
+    events = options.pop("events", None)
+    if events is not None:
+        from . import events as _events
+        events = _events.as_events(events)
+        keep_dense = options.get("dense", False)
+        options["dense"] = True  # events are located on the dense output
     out, info, dense = integrate(fun, y0, t, theta, **options)
     ts = info["t"]
     y = out.reshape((ts.size,) + info["shape"])
@@ -341,4 +351,11 @@ def solve(fun, y0, t, theta=None, **options):
                    info["naccept"], info["nreject"], info["t_reached"], info["h_last"],
                    info["method"], dense)
     sol.njev, sol.nlu = info.get("njev", 0), info.get("nlu", 0)  # stiff methods
+    if events:
+        compiled = isinstance(fun, ODE)
+        th = None if theta is None and not compiled else np.asarray(theta, dtype=float)
+        _events.apply(sol, events, th, (y.shape[1:] if not compiled
+                                        else (int(np.prod(y.shape[1:])),)))
+        if not keep_dense:
+            sol.dense = None
     return sol

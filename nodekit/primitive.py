@@ -11,6 +11,7 @@ from autograd.tracer import isbox
 from . import _checks
 from .adjoint import GRADIENTS, backward, strategy
 from ._checkpoint import DEFAULT_CHECKPOINTS
+from ._errors import SolveError
 from .controllers import PIController
 from .integrate import DEFAULT_MAX_STEPS
 from .ode import ODE
@@ -19,10 +20,6 @@ from .tableaux import get_tableau
 _ODEINT_OPTIONS = ("method", "rtol", "atol", "gradient", "adjoint_method", "adjoint_rtol",
                    "adjoint_atol", "seminorm", "max_steps", "max_step", "first_step",
                    "step_size", "controller", "stats", "checkpoints")
-
-
-class SolveError(RuntimeError):
-    """The forward solve of :func:`odeint` failed (see the message)."""
 
 
 class ForwardRecord:

@@ -6,7 +6,7 @@ import scipy.linalg
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nodekit as nk
-from nodekit.validation.kernels import lotka_volterra_rhs
+from nodekit.validation.kernels import lotka_volterra_rhs, lotka_volterra_vjp
 
 
 @numba.njit(cache=True)
@@ -159,7 +159,7 @@ def test_progress_bar(capsys):
     assert "ensemble" in capsys.readouterr().err
 
 
-LV_GRAD = nk.ODE(lotka_volterra_rhs, __import__("validation.kernels").kernels.lotka_volterra_vjp)
+LV_GRAD = nk.ODE(lotka_volterra_rhs, lotka_volterra_vjp)
 
 
 @pytest.mark.parametrize("gradient", ["adjoint", "interpolated", "discrete"])

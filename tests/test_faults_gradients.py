@@ -132,3 +132,11 @@ def test_more_output_times_than_max_steps_still_differentiates(mode):
     loss = lambda th, **kw: anp.sum(nk.odeint(LV, LV_Y0, ts, th, gradient=mode, **kw) ** 2)
     g = autograd.grad(lambda th: loss(th, max_steps=150))(LV_THETA)
     np.testing.assert_allclose(g, autograd.grad(loss)(LV_THETA), rtol=1e-12)
+
+
+def test_a_failed_backward_pass_is_also_a_solve_error():
+    loss = lambda y0: anp.sum(nk.odeint(LV, y0, np.linspace(0.0, 20.0, 5), LV_THETA,
+                                        max_steps=600, adjoint_rtol=1e-13, adjoint_atol=1e-13))
+    with pytest.raises(nk.SolveError, match="backward.*max_steps"):
+        autograd.grad(loss)(LV_Y0)
+    assert issubclass(nk.GradientError, nk.SolveError)

@@ -345,10 +345,12 @@ def test_checkpointed_discrete_gradient_equals_the_recorded_one(method, reverse)
         nk.odeint(LV, LV_Y0, ts, LV_THETA, checkpoints=0, gradient="discrete", **kw))
 
 
-def test_checkpointed_discrete_gradient_python_fixed_step():
+def test_checkpointed_discrete_gradient_python_fixed_step(monkeypatch):
+    from nodekit import _checkpoint
+    monkeypatch.setattr(_checkpoint, "SEGMENT_STEPS", 8)  # 52 steps: 7 segments, merged
     ts = np.linspace(0.0, 5.2, 7)
     W = _weights(7, 2, seed=6)
-    kw = dict(method="euler", step_size=0.005)  # 1040 steps: two segments
+    kw = dict(method="rk4", step_size=0.1)
     st = {}
     got = _discrete(lv_py, ts, W, 2, st, **kw)
     assert _rel(got, _discrete(lv_py, ts, W, 0, {}, **kw)) < 1e-12

@@ -11,6 +11,7 @@ from nodekit.models.latent import (
     check_batch,
     gru_cell,
     kl_to_standard_normal,
+    run_cells,
     sample_poisson_process,
     time_gaps,
 )
@@ -289,3 +290,63 @@ def test_bad_input_messages():
         model.predict(theta, t, x, mask, [1.0, 0.5])
     with pytest.raises(ValueError, match="`k` must be at most"):
         subsample(spirals(n_spirals=2), 101)
+
+
+def test_example_table_and_options():
+    from examples import latent_ode
+    metrics = {"rmse": {"30": {"latent_ode": 0.2, "rnn": 0.4},
+                        "100": {"latent_ode": 0.15, "rnn": 0.2}}}
+    text = latent_ode.table(metrics)
+    assert "0.2000" in text and "[0.3937]" in text and "[0.1346]" in text
+    assert latent_ode.parse_obs("30, 50,100") == [30, 50, 100]
+    with pytest.raises(SystemExit, match="--obs"):
+        latent_ode.parse_obs("30,101")
+    irr = subsample(spirals(n_spirals=6, seed=0), 10, seed=0)
+    t, x, mask = latent_ode.minibatch(irr, np.array([1, 4]))
+    assert np.all(mask.any(axis=0)) and np.all(mask.sum(axis=1) == 10)
+    assert x.shape == (2, t.size, 2)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compiled_elman_sequence_against_autograd_and_differences(reverse):
+    rng = np.random.default_rng(7)
+    B, T, k, H = 4, 6, 3, 5
+    X = rng.standard_normal((B, T, k))
+    mask = rng.random((B, T)) < 0.6
+    mask[:, 2] = True
+    p = {"Wx": rng.standard_normal((k, H)), "Wh": 0.5 * rng.standard_normal((H, H)),
+         "b": rng.standard_normal(H)}
+    G, g_last = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+
+    def f(Wx, Wh, b, compiled):
+        hs, h = run_cells("rnn", {"Wx": Wx, "Wh": Wh, "b": b}, X, mask, reverse, compiled)
+        return anp.sum(hs * G) + anp.sum(h * g_last)
+
+    args = (p["Wx"], p["Wh"], p["b"])
+    assert abs(f(*args, True) - f(*args, False)) < 1e-12
+    g_c = autograd.grad(f, (0, 1, 2))(*args, True)
+    g_a = autograd.grad(f, (0, 1, 2))(*args, False)
+    for a, c in zip(g_a, g_c):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-13)
+    for i in range(3):
+        v = rng.standard_normal(args[i].shape)
+        plus = list(args)
+        minus = list(args)
+        plus[i], minus[i] = args[i] + 1e-6 * v, args[i] - 1e-6 * v
+        fd = (f(*plus, True) - f(*minus, True)) / 2e-6
+        assert np.isclose(np.sum(g_c[i] * v), fd, rtol=1e-6)
+
+
+def test_compiled_and_autograd_cells_give_the_same_models():
+    t, x, mask = tiny_batch()
+    eps = np.random.default_rng(0).standard_normal((3, 2))
+    a = LatentODE(obs_dim=2, latent_dim=2, hidden=3, rnn_hidden=3, **TIGHT)
+    b = LatentODE(obs_dim=2, latent_dim=2, hidden=3, rnn_hidden=3, compiled_cells=False,
+                  **TIGHT)
+    theta = a.init(0)
+    assert abs(a.elbo(theta, t, x, mask, eps=eps) - b.elbo(theta, t, x, mask, eps=eps)) < 1e-12
+    ra, rb = RNNBaseline(rnn_hidden=4), RNNBaseline(rnn_hidden=4, compiled_cells=False)
+    th = ra.init(0)
+    assert abs(ra.log_likelihood(th, t, x, mask) - rb.log_likelihood(th, t, x, mask)) < 1e-12
+    np.testing.assert_allclose(ra.predict(th, t, x, mask, [2.0, 3.0]),
+                               rb.predict(th, t, x, mask, [2.0, 3.0]), rtol=1e-12)

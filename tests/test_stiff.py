@@ -112,10 +112,20 @@ def test_robertson_against_radau(method):
     assert sol.naccept < {"rodas4": 1500, "rodas5": 600}[method]
 
 
+def _with_jac(rhs, jac):
+    """``nk.ODE(rhs, jac=jac)``; on an ``nk.ODE`` without that argument, the
+    attribute it would set."""
+    try:
+        return nk.ODE(rhs, jac=jac)
+    except TypeError:
+        ode = nk.ODE(rhs)
+        ode.jac = jac
+        return ode
+
+
 def test_analytic_jacobian_is_used():
-    # the kernel `nk.ODE(rhs, jac=...)` keeps as `.jac`: no difference quotients
-    ode = nk.ODE(robertson_rhs)
-    ode.jac = robertson_jac
+    # the Jacobian kernel is called instead of difference quotients
+    ode = _with_jac(robertson_rhs, robertson_jac)
     fd = nk.solve(ROBERTSON, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
     an = nk.solve(ode, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
     assert an.success and an.njev == an.naccept
@@ -123,9 +133,20 @@ def test_analytic_jacobian_is_used():
     np.testing.assert_allclose(an.y, ROBERTSON_REF, rtol=1e-4, atol=1e-9)
 
 
+def test_symbolic_systems_bring_their_jacobian(tmp_path):
+    from nodekit.symbolic import ODESystem
+    system = ODESystem.from_strings(
+        {"a": "-k1*a + k3*b*c", "b": "k1*a - k3*b*c - k2*b**2", "c": "k2*b**2"},
+        params=["k1", "k2", "k3"], name="robertson")
+    ode = system.compile(cache_dir=str(tmp_path))
+    sol = nk.solve(ode, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    fd = nk.solve(ROBERTSON, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    assert sol.success and sol.nfev == fd.nfev - 3 * fd.njev   # jac_y, no differences
+    np.testing.assert_allclose(sol.y, ROBERTSON_REF, rtol=1e-4, atol=1e-9)
+
+
 def test_van_der_pol_mu_1000_against_radau():
-    ode = nk.ODE(van_der_pol_rhs)
-    ode.jac = van_der_pol_jac
+    ode = _with_jac(van_der_pol_rhs, van_der_pol_jac)
     sol = nk.solve(ode, VDP_Y0, VDP_T, VDP_MU, method="rodas5", rtol=1e-8, atol=1e-10)
     assert sol.success
     err = np.max(np.abs(sol.y - VDP_REF))
@@ -144,3 +165,49 @@ def test_gradients_through_rodas5_are_refused_clearly():
     M, y0, ts, _ = _stiff_linear()
     with pytest.raises(ValueError, match="stiff .*not\\s+implemented|not implemented"):
         nk.odeint(LINEAR, y0, ts, M.ravel(), method="rodas5")
+
+
+def test_plain_numpy_fun_falls_back_to_differences():
+    # autograd cannot trace np.array([...]): the loop takes difference quotients
+    # instead of a zero Jacobian (which made rodas5 crawl: 60000 steps)
+    def f(t, y, k):
+        return np.array([-k[0] * y[0] + k[2] * y[1] * y[2],
+                         k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
+                         k[1] * y[1] ** 2])
+
+    sol = nk.solve(f, ROBERTSON_Y0, ROBERTSON_T[:3], ROBERTSON_THETA, method="rodas5")
+    assert sol.success and sol.naccept < 100
+    np.testing.assert_allclose(sol.y, ROBERTSON_REF[:3], rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["hires", "orego"])
+def test_test_set_problems_against_published_references(name):
+    from validation import stiff_kernels as sk
+    rhs, y0, t1, ref = {"hires": (sk.hires_rhs, sk.HIRES_Y0, sk.HIRES_T1, sk.HIRES_REF),
+                        "orego": (sk.orego_rhs, sk.OREGO_Y0, sk.OREGO_T1,
+                                  sk.OREGO_REF)}[name]
+    sol = nk.solve(nk.ODE(rhs), y0, [0.0, t1], np.zeros(1), method="rodas5",
+                   rtol=1e-8, atol=1e-12)
+    assert sol.success
+    err = np.max(np.abs(sol.y[-1] - ref) / (1e-12 + np.abs(ref)))
+    assert err < 10 * 1e-8, err     # measured: HIRES 1.4e-9, OREGO 2.4e-9
+
+
+def test_backward_in_time_and_non_autonomous():
+    # backwards: a decaying rotation from t = 2 to 0 against the matrix exponential
+    from scipy.linalg import expm
+    M = np.array([[-0.5, 1.0], [-1.0, -0.5]])
+    y2 = np.array([1.0, 0.3])
+    ts = np.linspace(2.0, 0.0, 5)
+    sol = nk.solve(LINEAR, y2, ts, M.ravel(), method="rodas5", rtol=1e-9, atol=1e-12,
+                   dense=True)
+    want = np.array([expm(M * (t - 2.0)) @ y2 for t in ts])
+    assert sol.success and np.max(np.abs(sol.y - want)) < 1e-8
+    assert np.max(np.abs(sol(0.7) - expm(M * -1.3) @ y2)) < 1e-8
+    # non-autonomous and stiff (the df/dt term of the stages): y = cos t
+    from validation.stiff_kernels import prothero_robinson_rhs
+    ts = np.linspace(0.0, 3.0, 7)
+    for method in ("rodas4", "rodas5"):
+        sol = nk.solve(nk.ODE(prothero_robinson_rhs), [1.0], ts, [1e4], method=method,
+                       rtol=1e-8, atol=1e-10)
+        assert sol.success and np.max(np.abs(sol.y[:, 0] - np.cos(ts))) < 1e-7, method

@@ -51,6 +51,43 @@ def van_der_pol_jac(t, y, th, out):
     out[1, 1] = th[0] * (1.0 - y[0] * y[0])
 
 
+@nb.njit(cache=True)
+def hires_rhs(t, y, th, out):
+    """HIRES (Schaefer's plant physiology model; test set of Mazzia et al.)."""
+    out[0] = -1.71 * y[0] + 0.43 * y[1] + 8.32 * y[2] + 0.0007
+    out[1] = 1.71 * y[0] - 8.75 * y[1]
+    out[2] = -10.03 * y[2] + 0.43 * y[3] + 0.035 * y[4]
+    out[3] = 8.32 * y[1] + 1.71 * y[2] - 1.12 * y[3]
+    out[4] = -1.745 * y[4] + 0.43 * y[5] + 0.43 * y[6]
+    out[5] = -280.0 * y[5] * y[7] + 0.69 * y[3] + 1.71 * y[4] - 0.43 * y[5] + 0.69 * y[6]
+    out[6] = 280.0 * y[5] * y[7] - 1.81 * y[6]
+    out[7] = -280.0 * y[5] * y[7] + 1.81 * y[6]
+
+
+@nb.njit(cache=True)
+def orego_rhs(t, y, th, out):
+    """OREGO (Field and Noyes' Oregonator; s = 77.27, w = 0.161, q = 8.375e-6)."""
+    s, w, q = 77.27, 0.161, 8.375e-6
+    out[0] = s * (y[1] - y[0] * y[1] + y[0] - q * y[0] * y[0])
+    out[1] = (-y[1] - y[0] * y[1] + y[2]) / s
+    out[2] = w * (y[0] - y[2])
+
+
+# Published references at the final time of the Test Set for IVP Solvers
+# (F. Mazzia, C. Magherini, University of Bari; computed with RADAU5 in
+# extended precision).  The Van der Pol reference below reproduces the test
+# set's VDPOL value at t = 2000 (its scaled time 2) to 1e-12.
+HIRES_Y0 = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0057])
+HIRES_T1 = 321.8122
+HIRES_REF = np.array([0.7371312573325668e-3, 0.1442485726316185e-3,
+                      0.5888729740967575e-4, 0.1175651343283149e-2,
+                      0.2386356198831331e-2, 0.6238968252742796e-2,
+                      0.2849998395185769e-2, 0.2850001604814231e-2])
+OREGO_Y0 = np.array([1.0, 2.0, 3.0])
+OREGO_T1 = 360.0
+OREGO_REF = np.array([0.1000814870318523e1, 0.1228178521549917e4, 0.1320554942846706e3])
+
+
 # Reference solutions, computed with SciPy's Radau (analytic Jacobian) at
 # rtol 1e-12, atol 1e-20 (Robertson) and rtol 1e-11, atol 1e-14 (Van der Pol);
 # a run one decade looser agrees to ~1e-12 (Robertson) relative.
@@ -106,3 +143,11 @@ if __name__ == "__main__":
         y = radau_reference(*args)
         print(f"{name}: max relative difference from the stored reference "
               f"{np.max(np.abs(y - ref) / (np.abs(ref) + 1e-300 + (ref == 0))):.2e}")
+
+
+@nb.njit(cache=True)
+def prothero_robinson_rhs(t, y, th, out):
+    """Prothero and Robinson's non-autonomous test ``y' = -k (y - cos t) - sin t``
+    (``k = theta[0]``), whose solution from ``y(0) = 1`` is ``cos t``."""
+    for i in range(y.size):
+        out[i] = -th[0] * (y[i] - np.cos(t)) - np.sin(t)

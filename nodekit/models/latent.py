@@ -41,6 +41,7 @@ import numpy as np
 from .._checks import check_options
 from ..nn import MLP, Chain, Dense
 from ..nn.model import check_theta_shape
+from ..nn.recurrent import elman_sequence, last_update
 from ..primitive import _ODEINT_OPTIONS, odeint
 
 #: Recurrent cells of the encoder.
@@ -234,32 +235,26 @@ def cell_params(parts, theta, prefix, cell, n_in):
     return p
 
 
-def run_masked(cell, p, inputs, mask, h0, reverse=False):
-    """Run a cell over the time axis, updating each row only where it is observed.
+def run_cells(cell, p, inputs, mask, reverse=False, compiled=True):
+    """A masked cell run: the new state at every time (B, T, H) and the final states (B, H).
 
-    Parameters
-    ----------
-    cell : callable
-        ``cell(p, x, h) -> h'``.
-    inputs : array, shape (B, T, k)
-    mask : ndarray of bool, shape (B, T)
-    h0 : array, shape (B, H)
-    reverse : bool
-        Run from the last time to the first.
-
-    Returns
-    -------
-    array, shape (B, H)
-        The state after the last update of every row.
+    The Elman cell runs as one compiled primitive
+    (:func:`nodekit.nn.recurrent.elman_sequence`) when ``compiled``; the GRU
+    (and the Elman cell with ``compiled=False``) step by step in autograd-NumPy.
+    The states at times where a row is not observed are computed but not
+    carried on.
     """
-    h = h0
-    order = range(mask.shape[1] - 1, -1, -1) if reverse else range(mask.shape[1])
-    for j in order:
-        m = mask[:, j]
-        if not m.any():
-            continue
-        h = anp.where(m[:, None], cell(p, inputs[:, j], h), h)
-    return h
+    n, T = mask.shape
+    if cell == "rnn" and compiled:
+        hs = elman_sequence(p["Wx"], p["Wh"], p["b"], inputs, mask, reverse)
+        return hs, hs[np.arange(n), last_update(mask, reverse)]
+    step = _CELLS[cell][0]
+    h = np.zeros((n, np.shape(p[_bias_name(_CELLS[cell][1][0])])[0]))
+    new = [None] * T
+    for j in (range(T - 1, -1, -1) if reverse else range(T)):
+        new[j] = step(p, inputs[:, j], h)
+        h = anp.where(mask[:, j][:, None], new[j], h)
+    return anp.stack(new, axis=1), h
 
 
 def gaussian_log_likelihood(x, mean, std, mask):
@@ -301,6 +296,10 @@ class LatentODE:
         observation, or to ``t0`` for the first), run backwards in time.
     noise_std : float, default 0.3
         Standard deviation of the Gaussian observation noise.
+    compiled_cells : bool, default True
+        Run the Elman encoder as one compiled primitive
+        (:func:`nodekit.nn.recurrent.elman_sequence`); False steps it in
+        autograd-NumPy (the GRU always is).
     **solver_options
         Passed to :func:`nodekit.odeint` for the latent solve (``method``,
         ``rtol``, ``atol``, ``gradient``, ``step_size``, ...).  Defaults:
@@ -328,7 +327,7 @@ class LatentODE:
     """
 
     def __init__(self, obs_dim=2, latent_dim=4, hidden=20, rnn_hidden=25, encoder="rnn",
-                 noise_std=0.3, **solver_options):
+                 noise_std=0.3, *, compiled_cells=True, **solver_options):
         for name, v in (("obs_dim", obs_dim), ("latent_dim", latent_dim), ("hidden", hidden),
                         ("rnn_hidden", rnn_hidden)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -339,6 +338,7 @@ class LatentODE:
         self.obs_dim, self.latent_dim = int(obs_dim), int(latent_dim)
         self.hidden, self.rnn_hidden = int(hidden), int(rnn_hidden)
         self.encoder = _check_cell(encoder)
+        self.compiled_cells = bool(compiled_cells)
         self.noise_std = float(noise_std)
         check_options(solver_options, tuple(o for o in _ODEINT_OPTIONS if o != "stats"),
                       "LatentODE")
@@ -386,8 +386,8 @@ class LatentODE:
     def _encode(self, theta, batch):
         inputs = np.concatenate([batch.x, time_gaps(batch)[:, :, None]], axis=2)
         p = cell_params(self.parts, theta, "enc", self.encoder, self.obs_dim + 1)
-        h0 = np.zeros((batch.x.shape[0], self.rnn_hidden))
-        h = run_masked(_CELLS[self.encoder][0], p, inputs, batch.mask, h0, reverse=True)
+        h = run_cells(self.encoder, p, inputs, batch.mask, reverse=True,
+                      compiled=self.compiled_cells)[1]
         out = self.parts.apply("enc.out", theta, h)
         return out[:, :self.latent_dim], out[:, self.latent_dim:]
 
@@ -579,11 +579,15 @@ class RNNBaseline:
     rnn_hidden : int, default 25
     cell : {'rnn', 'gru'}, default 'rnn'
     noise_std : float, default 0.3
+    compiled_cells : bool, default True
+        As for :class:`LatentODE`.
     """
 
-    def __init__(self, obs_dim=2, rnn_hidden=25, cell="rnn", noise_std=0.3):
+    def __init__(self, obs_dim=2, rnn_hidden=25, cell="rnn", noise_std=0.3, *,
+                 compiled_cells=True):
         self.obs_dim, self.rnn_hidden = int(obs_dim), int(rnn_hidden)
         self.cell = _check_cell(cell, "cell")
+        self.compiled_cells = bool(compiled_cells)
         self.noise_std = float(noise_std)
         P = self.parts = Parts()
         _add_cell(P, "rnn", self.cell, self.obs_dim + 1, self.rnn_hidden)
@@ -602,21 +606,19 @@ class RNNBaseline:
 
     def _run(self, theta, batch):
         """One-step-ahead predictions (B, T, D) and the final state and input."""
-        cell = _CELLS[self.cell][0]
         p = cell_params(self.parts, theta, "rnn", self.cell, self.obs_dim + 1)
         W, b = self.parts.dense("out", theta)
-        gaps = time_gaps(batch)
-        n = batch.x.shape[0]
-        h = np.zeros((n, self.rnn_hidden))
-        prev = np.zeros((n, self.obs_dim))
-        preds = []
-        for j in range(batch.t.size):
-            m = batch.mask[:, j][:, None]
-            h_new = cell(p, anp.concatenate([prev, gaps[:, j:j + 1]], axis=1), h)
-            preds.append(anp.dot(h_new, W) + b)
-            h = anp.where(m, h_new, h)
-            prev = np.where(m, batch.x[:, j], prev)
-        return anp.stack(preds, axis=1), h, prev
+        n, T = batch.mask.shape
+        prev = np.zeros((n, T, self.obs_dim))     # the observation before each time
+        last = np.zeros((n, self.obs_dim))
+        for j in range(T):
+            prev[:, j] = last
+            last = np.where(batch.mask[:, j][:, None], batch.x[:, j], last)
+        inputs = np.concatenate([prev, time_gaps(batch)[:, :, None]], axis=2)
+        hs, h = run_cells(self.cell, p, inputs, batch.mask, compiled=self.compiled_cells)
+        preds = anp.reshape(anp.dot(anp.reshape(hs, (n * T, -1)), W) + b,
+                            (n, T, self.obs_dim))
+        return preds, h, last
 
     def log_likelihood(self, theta, t_obs, x_obs, mask, *, t0=None, reduction="mean"):
         """Gaussian log-likelihood of the one-step-ahead predictions (the training objective)."""
@@ -791,7 +793,7 @@ __all__ = [
     "gru_cell",
     "kl_to_standard_normal",
     "rnn_cell",
-    "run_masked",
+    "run_cells",
     "sample_poisson_process",
     "time_gaps",
 ]

@@ -455,6 +455,12 @@ class SymbolicODE(ODE):
         except ValueError:
             return None
 
+    @jac.setter
+    def jac(self, value):
+        if value is not None:
+            raise AttributeError("The jac of a SymbolicODE is generated from its system; "
+                                 "it cannot be set.")
+
     def __reduce__(self):
         return compile_system, (self.system, self.cache_dir, self.kernels)
 
