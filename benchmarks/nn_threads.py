@@ -7,8 +7,8 @@ over Numba's threads), adaptive dopri5 at rtol = atol = 1e-4, adjoint
 gradients, Adam (lr 3e-3), batches of 1024 training images, seed 0.  Each
 thread count runs in its own process (Numba fixes the pool size at start):
 one warm-up epoch, then ``--epochs`` timed epochs.  The rows are cut into the
-same chunks whatever the thread count, so the trained parameters must be
-equal (the script prints the largest difference).
+same chunks whatever the thread count, so the trained parameters must agree
+to round-off (the script prints the largest difference).
 
 Run: ``python -m benchmarks.nn_threads [--epochs N]``.
 """
