@@ -149,7 +149,7 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     if compiled:
         fun.check_sizes(y0, theta)
     rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
-    atol_a = _checks.check_tol(atol, "atol", y0.shape)
+    atol_a = _checks.check_tol(atol, "atol", y0.shape, y0)
     _checks.check_positive(max_step, "max_step")
     _checks.check_positive(max_steps, "max_steps", integer=True)
     if first_step is not None:

@@ -70,7 +70,7 @@ def test_undeclared_names_are_errors_listing_the_declared_ones(name):
 def test_declared_names_shadow_sympy_meanings():
     s = ODESystem.from_strings({"S": "-beta*S*I/N", "I": "beta*S*I/N - gamma*I", "E": "0"},
                                params=["beta", "gamma", "N"])
-    S, I, beta, gamma, N = sp.symbols("S I beta gamma N")
+    S, I, beta, gamma, N = sp.symbols("S I beta gamma N")  # noqa: E741 (the SIR names)
     assert s.rhs[:2] == (-beta * S * I / N, beta * S * I / N - gamma * I)
     assert all(isinstance(v, sp.Symbol) for v in s.states + s.params)
 
