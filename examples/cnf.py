@@ -273,7 +273,7 @@ def _plot_matching(path, names, thetas, results, Ks):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="nodekit demo cnf", description=__doc__.split("\n")[0])
     p.add_argument("--data", choices=DATASETS, default="two-circles")
-    p.add_argument("--iters", type=int, default=500, help="training iterations (default 500)")
+    p.add_argument("--iters", type=int, default=200, help="training iterations (default 200)")
     p.add_argument("--trace", choices=("exact", "hutchinson"), default="exact")
     p.add_argument("--out", default="out/cnf", help="output folder (default out/cnf)")
     p.add_argument("--seed", type=int, default=0)
@@ -287,7 +287,7 @@ def parse_args(argv=None):
     return args
 
 
-def run(data="two-circles", iters=500, trace="exact", out="out/cnf", seed=0,
+def run(data="two-circles", iters=200, trace="exact", out="out/cnf", seed=0,
         progress=True, matching=False, matching_iters=300):
     """Run the experiments; write figures and ``metrics.json``; return the metrics dict."""
     os.makedirs(out, exist_ok=True)
