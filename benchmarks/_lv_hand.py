@@ -2,7 +2,7 @@
 validation suite's compiled reference kernels: module level in a real file,
 so Numba caches them)."""
 import nodekit as nk
-from validation.kernels import lotka_volterra_rhs as lv_rhs
-from validation.kernels import lotka_volterra_vjp as lv_vjp
+from nodekit.validation.kernels import lotka_volterra_rhs as lv_rhs
+from nodekit.validation.kernels import lotka_volterra_vjp as lv_vjp
 
 LV = nk.ODE(lv_rhs, lv_vjp, name="lv_hand")

@@ -5,27 +5,23 @@ Setting of ``shared/peers``: dx = a x - b x y, dy = -c y + d x y with
 (a, b, c, d) = (1.5, 1, 3, 1), y0 = (1, 1), 200 outputs on [0, 20],
 Dormand-Prince 5(4), rtol 1e-8, atol 1e-10.
 
-Run: ``python -m benchmarks.lotka_volterra`` (or ``nodekit bench``).
+Run: ``python -m nodekit.benchmarks.lotka_volterra`` (or ``nodekit bench``).
 """
 import importlib.util
-import os
 import sys
 
 import numpy as np
 
-from benchmarks._timing import fresh_process_time, median_time, table
+from ._timing import fresh_process_time, median_time, table
 
 THETA = np.array([1.5, 1.0, 3.0, 1.0])
 Y0 = np.array([1.0, 1.0])
 T = np.linspace(0.0, 20.0, 200)
 RTOL, ATOL = 1e-8, 1e-10
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def _kernel_module():
     """The hand-written LV kernels (a real module, so Numba caches them)."""
-    from benchmarks import _lv_hand
+    from . import _lv_hand
     return _lv_hand
 
 
@@ -36,7 +32,7 @@ def lv_py(t, y, th):
 
 def run(quick=False):
     import nodekit as nk
-    from benchmarks._handwritten import dp5_arrays, dp5_lv
+    from ._handwritten import dp5_arrays, dp5_lv
 
     kernels = _kernel_module()
     rows = []
@@ -82,8 +78,8 @@ def run(quick=False):
     print(f"compiled vs hand-written loop over state arrays: {t_nk / t_hand:.2f}x "
           f"(target <= 1.5x); vs the scalar loop: {t_nk / t_scalar:.2f}x")
 
-    code = (f"import sys; sys.path.insert(0, {_ROOT!r}); import numpy as np; "
-            "import nodekit as nk; from benchmarks import _lv_hand as k; "
+    code = ("import numpy as np; "
+            "import nodekit as nk; from nodekit.benchmarks import _lv_hand as k; "
             "nk.solve(k.LV, np.ones(2), np.linspace(0, 20, 200), "
             "np.array([1.5, 1.0, 3.0, 1.0]), rtol=1e-8, atol=1e-10)")
     fresh_process_time(code, repeat=1)  # make sure every cache is written

@@ -9,20 +9,16 @@ the same initial weights, updating its parameters, and starts again from the
 initial weights after the 12th: all timings are "early in training", as in
 ``shared/peers/peers_spiral.py`` (the NFE grows as training goes on).
 
-Run: ``python -m benchmarks.spiral [--quick]``.
+Run: ``python -m nodekit.benchmarks.spiral [--quick]``.
 """
 import argparse
 import importlib.util
 import itertools
-import os
 import sys
 
 import numpy as np
 
-if __package__ in (None, ""):  # python benchmarks/spiral.py
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from benchmarks._timing import median_time, table  # noqa: E402
+from ._timing import median_time, table
 
 TRUE_A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 T = np.linspace(0.0, 25.0, 1000)

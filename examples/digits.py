@@ -19,7 +19,7 @@ on a batch of ``--mem-batch`` images), seconds per epoch and the mean NFE of
 the forward and backward passes.  A second table shows the memory of one
 step of the ODE-Net and the RK-Net as the tolerance (and so the NFE) varies.
 
-Run: ``python examples/digits.py [--epochs N] [--out DIR] [--seed S]``.  Writes
+Run: ``python -m nodekit.examples.digits [--epochs N] [--out DIR] [--seed S]``.  Writes
 ``table.md``, ``results.json`` and ``thetas.npz`` (plus ``odenet.npz``, the
 ODE-Net for ``examples/figure3.py``) to ``--out``.
 """
@@ -32,13 +32,8 @@ import sys
 import autograd.numpy as anp
 import numpy as np
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-try:
-    import nodekit as nk
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, ROOT)
-    import nodekit as nk
-
+from nodekit._tables import table as format_table
+from nodekit.benchmarks._timing import child_env
 from nodekit.datasets import load_digits, minibatches, shift_images
 from nodekit.models import build
 from nodekit.train import Adam, fit, save
@@ -124,10 +119,8 @@ def train(name, data, *, epochs=EPOCHS, iters=None, seed=0, batch_size=BATCH_SIZ
 
 _MEM_CHILD = r'''
 import json, resource, sys, gc
-sys.path.insert(0, {root!r})
-sys.path.insert(0, {examples!r})
 import numpy as np, autograd
-from digits import make_model
+from nodekit.examples.digits import make_model
 from nodekit.datasets import load_digits
 name, bs, tol, seed, thetas = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 m = make_model(name, rtol=tol, atol=tol)
@@ -171,18 +164,12 @@ def step_memory(name, batch_size=MEM_BATCH, tol=RTOL, seed=0, thetas=None):
     Returns a dict with ``growth_mb``, ``nfe_forward``, ``nfe_backward`` and
     ``how`` ('VmHWM' after resetting the peak, or 'ru_maxrss').
     """
-    code = _MEM_CHILD.format(root=ROOT, examples=os.path.dirname(os.path.abspath(__file__)))
-    res = subprocess.run([sys.executable, "-c", code, name, str(batch_size), repr(tol),
-                          str(seed), thetas or "-"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", _MEM_CHILD, name, str(batch_size), repr(tol),
+                          str(seed), thetas or "-"], capture_output=True, text=True,
+                         env=child_env())
     if res.returncode != 0:
         raise RuntimeError(f"memory measurement of {name} failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def markdown_table(rows, header):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main(iters=None, out="out/digits", seed=0, epochs=EPOCHS, progress=True,
@@ -231,8 +218,14 @@ def main(iters=None, out="out/digits", seed=0, epochs=EPOCHS, progress=True,
              seed=np.array(seed))
     mem = {}
     if memory:
+        if progress:
+            print(f"measuring the peak memory of one training step of each model (batch "
+                  f"{mem_batch}, a fresh process per model, each loading its kernels "
+                  "first; --no-memory skips this)", flush=True)
         for name in results:
             mem[name] = step_memory(name, mem_batch, RTOL, seed, thetas_path)
+            if progress:
+                print(f"  {LABELS[name]:8s} {mem[name]['growth_mb']:.1f} MB", flush=True)
     rows = []
     for name, r in results.items():
         ode = name in ("odenet", "rknet")
@@ -243,10 +236,13 @@ def main(iters=None, out="out/digits", seed=0, epochs=EPOCHS, progress=True,
                      f"{r['seconds_per_epoch']:.2f}", nfe[0], nfe[1]))
     header = ["model", "test error (%)", "params", f"step memory (MB, batch {mem_batch})",
               "s / epoch", "NFE-F", "NFE-B"]
-    table = markdown_table(rows, header)
+    table = format_table(rows, header)
     sweep, sweep_rows = [], []
     ode_names = [name for name in ("odenet", "rknet") if name in results]
     if memory and mem_tols and ode_names:
+        if progress:
+            print(f"memory of one step against the tolerance ({', '.join(map(str, mem_tols))}"
+                  f"; {len(mem_tols) * len(ode_names)} fresh processes)", flush=True)
         for tol in mem_tols:
             row = [f"{tol:g}"]
             for name in ode_names:
@@ -254,7 +250,7 @@ def main(iters=None, out="out/digits", seed=0, epochs=EPOCHS, progress=True,
                 sweep.append(dict(model=name, tol=tol, **m))
                 row += [str(m["nfe_forward"]), str(m["nfe_backward"]), f"{m['growth_mb']:.1f}"]
             sweep_rows.append(row)
-        sweep_table = markdown_table(
+        sweep_table = format_table(
             sweep_rows, ["rtol = atol"] + [c for name in ode_names
                                            for c in (f"{LABELS[name]} NFE-F", "NFE-B", "MB")])
     else:
@@ -291,7 +287,8 @@ def cli(argv=None):
     p.add_argument("--out", default="out/digits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="print only the final table")
     a = p.parse_args(argv)
     main(iters=a.iters, out=a.out, seed=a.seed, epochs=a.epochs, progress=not a.quiet,
          memory=not a.no_memory)

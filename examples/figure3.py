@@ -14,7 +14,7 @@ batch of test images sweeps the solver tolerance and records
 
 plus ``figure3.png`` (all panels), ``figure3.md`` and ``figure3.json``.
 
-Run: ``python examples/figure3.py [--from DIR] [--out DIR] [--batch N]``.
+Run: ``python -m nodekit.examples.figure3 [--from DIR] [--out DIR] [--batch N]``.
 """
 import argparse
 import json
@@ -24,15 +24,9 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-try:
-    import nodekit as nk  # noqa: F401
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, os.path.join(HERE, ".."))
-    import nodekit as nk  # noqa: F401
-
 import autograd
 
+from nodekit._tables import table
 from nodekit.datasets import load_digits
 from nodekit.models import ODENet
 from nodekit.train import load
@@ -48,8 +42,7 @@ def _load_or_train(src, seed, iters, progress):
         width = int(extra["width"])
         model = ODENet(64, width, 10, rtol=float(extra["rtol"]), atol=float(extra["atol"]))
         return model, theta, extra["nfe_forward"], extra["nfe_backward"], path
-    sys.path.insert(0, HERE)
-    import digits
+    from . import digits
     if progress:
         print(f"{path or '(no --from)'} not found: training a short ODE-Net ({iters} steps)")
     data = load_digits(seed=seed)
@@ -158,9 +151,12 @@ def _plots(out, rows, nfe_f_hist, nfe_b_hist, steps_per_epoch):
         fig.savefig(os.path.join(out, name), dpi=120)
         plt.close(fig)
         files.append(name)
-    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
-    for ax, draw in zip(axes, panels.values()):
+    # all panels on a 2 x 3 grid (the sixth cell stays empty)
+    fig, axes = plt.subplots(2, 3, figsize=(13.5, 8))
+    for ax, draw in zip(axes.flat, panels.values()):
         draw(ax)
+    axes.flat[-1].set_visible(False)
+    fig.suptitle("Figure 3 on the digits ODE-Net")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "figure3.png"), dpi=100)
     plt.close(fig)
@@ -191,13 +187,12 @@ def main(out="out/figure3", src="out/digits", seed=0, batch=256, iters=200, tols
     x, y = data.x_test[:batch], data.y_test[:batch]
     rows = sweep(model, theta, x, y, tols)
     steps_per_epoch = -(-len(data.y_train) // 64)
-    lines = ["| rtol = atol | NFE-F | NFE-B | NFE-B / NFE-F | max error h(1) | max error logits "
-             "| same class as tight solve | forward ms |", "|" + "---|" * 8]
-    for r in rows:
-        lines.append(f"| {r['tol']:g} | {r['nfe_forward']} | {r['nfe_backward']} | "
-                     f"{r['nfe_backward'] / r['nfe_forward']:.2f} | {r['error_h']:.2e} | "
-                     f"{r['error_logits']:.2e} | {100 * r['agreement']:.1f}% | "
-                     f"{1e3 * r['seconds']:.2f} |")
+    header = ["rtol = atol", "NFE-F", "NFE-B", "NFE-B / NFE-F", "max error h(1)",
+              "max error logits", "same class as tight solve", "forward ms"]
+    cells = [[f"{r['tol']:g}", r["nfe_forward"], r["nfe_backward"],
+              f"{r['nfe_backward'] / r['nfe_forward']:.2f}", f"{r['error_h']:.2e}",
+              f"{r['error_logits']:.2e}", f"{100 * r['agreement']:.1f}%",
+              f"{1e3 * r['seconds']:.2f}"] for r in rows]
     nf = np.asarray(nfe_f_hist, dtype=float)
     nb = np.asarray(nfe_b_hist, dtype=float)
     k = steps_per_epoch
@@ -208,7 +203,7 @@ def main(out="out/figure3", src="out/digits", seed=0, batch=256, iters=200, tols
                       f"NFE-B {nb[-k:].mean():.1f}.")
     text = (f"## Figure 3 on the digits ODE-Net\n\nModel: {model.describe()} ({origin}); "
             f"{len(y)} test images; reference: rtol = atol = {REFERENCE_TOL:g}; forward time: "
-            f"best of 5.\n\n" + "\n".join(lines) + "\n\n" + train_line + "\n")
+            f"best of 5.\n\n" + table(cells, header, "rrrrrrrr") + "\n\n" + train_line + "\n")
     with open(os.path.join(out, "figure3.md"), "w") as fh:
         fh.write(text)
     with open(os.path.join(out, "figure3.json"), "w") as fh:

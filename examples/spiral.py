@@ -7,7 +7,7 @@ atol 1e-9.  Each iteration: 20 random start points on the true trajectory,
 each followed for 10 consecutive time points (one joint (20, 2) state on the
 grid ``t[:10]``), L1 loss, adjoint gradient, one RMSprop step (lr 1e-3).
 
-Run: ``python examples/spiral.py [--iters N] [--out DIR] [--seed S]``
+Run: ``python -m nodekit.examples.spiral [--iters N] [--out DIR] [--seed S]``
 (or ``nodekit demo spiral``).  Writes four PNGs to ``--out``.
 """
 import argparse
@@ -17,15 +17,10 @@ import time
 
 import numpy as np
 
-try:
-    import nodekit as nk
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    import nodekit as nk
-
 import autograd
 import autograd.numpy as anp
 
+import nodekit as nk
 from nodekit.nn import Dense, Power, Sequential
 from nodekit.train import RMSprop, fit, save
 
@@ -114,8 +109,16 @@ def _plots(out, true_y, pred_y, model, theta, losses):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(np.arange(1, len(losses) + 1), losses, lw=0.8)
-    ax.set(xlabel="iteration", ylabel="L1 loss of the batch", title="Training loss")
+    it = np.arange(1, len(losses) + 1)
+    ax.semilogy(it, losses, color="C0", lw=0.5, alpha=0.35, label="per batch")
+    k = max(1, min(50, len(losses) // 10))  # running mean over k batches
+    if len(losses) >= k:
+        ax.semilogy(it[k - 1:], np.convolve(losses, np.ones(k) / k, mode="valid"), color="C0",
+                    lw=1.8, label=f"running mean of {k}")
+    ax.set(xlabel="iteration", ylabel="L1 loss of the batch (log scale)",
+           title="Training loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
     paths["loss"] = os.path.join(out, "loss.png")
     fig.savefig(paths["loss"], dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -16,17 +16,27 @@ from .primitive import SolveError, odeint
 from . import adjoint  # noqa: F401  (nk.adjoint.GRADIENTS, nk.adjoint.GradientError)
 from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
+from .tableaux.rosenbrock import ROSENBROCK_METHODS as STIFF_METHODS
+from ._warnings import (AccuracyWarning, AdjointDriftWarning, NodekitWarning,
+                        UntracedFunctionWarning)
+from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
+from .events import Event, NoEventError, odeint_event
 
 __version__ = "0.1.0"
+
+from . import _source_tree  # noqa: E402  (nodekit.examples etc. in a source checkout)
+_source_tree.install()
 
 
 def __getattr__(name):
     # subpackages that pull in SymPy (or generate code) load on first use,
     # so that `import nodekit` stays fast
-    if name in ("symbolic", "nn", "train"):
+    if name in ("symbolic", "nn", "train", "models", "datasets"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nodekit' has no attribute {name!r}")
 
-__all__ = ["ODE", "METHODS", "ButcherTableau", "GradientError", "PIController",
-           "Solution", "SolveError", "get_tableau", "odeint", "solve", "__version__"]
+__all__ = ["ODE", "METHODS", "STIFF_METHODS", "ButcherTableau", "GradientError", "PIController",
+           "EnsembleSolution", "Event", "NoEventError", "odeint_event", "Solution", "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble", "__version__"]
+__all__ += ["NodekitWarning", "AccuracyWarning", "AdjointDriftWarning",
+            "UntracedFunctionWarning"]

@@ -29,17 +29,21 @@ unnecessary: ``d(a . f)/dt = a . df/dt`` along the adjoint.)  In
 ``"discrete"`` mode they are the continuous-time derivatives, not those of the
 discrete computation.
 """
+import warnings
+
 import numpy as np
 from autograd import make_vjp
+from autograd.tracer import isbox
 
-from . import _kernels
-from .integrate import python_rhs, run
+from . import _checkpoint, _kernels
+from ._errors import GradientError
+from ._warnings import AdjointDriftWarning, UntracedFunctionWarning
+from .integrate import integrate, python_rhs, run
 
-GRADIENTS = ("adjoint", "interpolated", "discrete")
-
-
-class GradientError(RuntimeError):
-    """A backward (adjoint) solve failed."""
+#: The continuous adjoint warns (:class:`nodekit.AdjointDriftWarning`) when the
+#: drift of its backwards-integrated ``y`` exceeds this many times the backward
+#: tolerance ``max(adjoint_rtol, adjoint_atol)``.
+DRIFT_FACTOR = 1000.0
 
 
 def python_vjp(fun, shape, theta):
@@ -52,10 +56,22 @@ def python_vjp(fun, shape, theta):
     n = int(np.prod(shape))
     theta_shape = None if theta is None else np.shape(theta)
 
+    untraced = []  # warn once per backward pass
+
     def f_flat(z, t):
         y = z[:n].reshape(shape)
         th = None if theta_shape is None else z[n:].reshape(theta_shape)
-        return fun(t, y, th)
+        f = fun(t, y, th)
+        if not isbox(f) and not untraced:
+            untraced.append(True)
+            warnings.warn(UntracedFunctionWarning(
+                "nk.odeint: the Python `fun` returned values that autograd cannot follow "
+                "back to `y` and `theta`, so every derivative through it reads as zero. "
+                "Write `fun` with `autograd.numpy` (`import autograd.numpy as anp`; "
+                "`anp.array`, `anp.stack`, `anp.exp`, ...) instead of plain NumPy "
+                "(`np.array([...])` drops the trace), or pass an nk.ODE with a `vjp` "
+                "kernel."), stacklevel=2)
+        return f
 
     def vjp(t, y, th, a, out_y, out_theta):
         z = y if th is None else np.concatenate([y, np.ravel(th)])
@@ -90,6 +106,222 @@ def _vjp_kernel(record):
     return python_vjp(record.fun, record.shape, record.theta)
 
 
+class Problem:
+    """What every backward pass reads: the forward record, the cotangent and the
+    kernels, prepared once by :func:`backward`."""
+
+    def __init__(self, record, g, need_theta):
+        self.record = record
+        self.g = g
+        self.n = g.shape[1]
+        self.p = record.theta_flat.size
+        self.need_theta = need_theta
+        self.vjp = _vjp_kernel(record)
+        # compiled kernels take the flat vector, Python functions the user's theta
+        self.theta = record.theta_flat if record.compiled else record.theta
+
+
+class _Strategy:
+    """One gradient mode: what its forward pass keeps, how its backward pass runs."""
+
+    keeps_dense = False  #: the forward pass records every step (when traced)
+
+    def forward(self, fun, y0, t, theta, opts, traced):
+        """The forward solve: ``(ys, info, record)`` as from
+        :func:`nodekit.integrate.integrate`; ``traced``: a gradient can follow."""
+        return integrate(fun, y0, t, theta, method=opts["method"], rtol=opts["rtol"],
+                         atol=opts["atol"], max_steps=opts["max_steps"],
+                         max_step=opts["max_step"], first_step=opts["first_step"],
+                         step_size=opts["step_size"], controller=opts["controller"],
+                         dense=traced and self.keeps_dense)
+
+
+class Discrete(_Strategy):
+    """``gradient="discrete"``: reverse mode through the recorded steps, with
+    checkpoints (:mod:`nodekit._checkpoint`) when the solve is long."""
+
+    name = "discrete"
+    keeps_dense = True
+
+    def forward(self, fun, y0, t, theta, opts, traced):
+        if not (traced and opts["checkpoints"]):
+            return super().forward(fun, y0, t, theta, opts, traced)
+        return _checkpoint.solve(fun, y0, t, theta, opts, opts["checkpoints"])
+
+    def gradients(self, pb, stats):
+        """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
+        d = pb.record.dense
+        reverse = _checked_reverse(pb.record.compiled)
+        if isinstance(d, _checkpoint.Tape):
+            gy0, gth, nvjp, nsteps = _checkpoint.reverse(
+                d, reverse, pb.vjp, pb.theta, pb.record.ts, pb.g, d.last.tableau, pb.p)
+            stats.update(nfev_backward=nvjp, nsteps_backward=nsteps,
+                         checkpoints=len(d.checkpoints))
+            return gy0, gth
+        gy0 = np.empty(pb.n)
+        gth = np.empty(pb.p)
+        nvjp = reverse(pb.vjp, pb.theta, pb.record.ts, pb.g, d.tableau.A, d.tableau.C,
+                       d.tableau.B, d.tableau.P, d.t_grid, d.h_grid, d.y_grid, d.K_grid,
+                       d.t_grid.size, gy0, gth)
+        stats.update(nfev_backward=int(nvjp), nsteps_backward=int(d.t_grid.size))
+        return gy0, gth
+
+
+def _checked_reverse(compiled):
+    """The discrete reverse sweep (compiled or interpreted), raising
+    :class:`GradientError` when a kernel inside it failed (negative count)."""
+    sweep = _kernels.reverse_steps if compiled else _kernels.reverse_steps_py
+
+    def reverse(*args):
+        nvjp = sweep(*args)
+        if nvjp < 0:
+            raise GradientError(
+                "The discrete backward pass stopped: the `vjp` kernel raised an "
+                f"exception (code {nvjp}). Fix the kernel; calling it on the states of "
+                "the forward solve (nk.solve(..., dense=True)) reproduces the error.")
+        return nvjp
+
+    return reverse
+
+
+class _Continuous(_Strategy):
+    """A backward solve of an augmented system by the integration loop.
+
+    It stops only at the output times the loss reads (nonzero cotangent) and
+    starts from the last of them: outputs nobody differentiates cost nothing.
+    Subclasses say which system is solved (:meth:`system`) and what its final
+    state means (:meth:`finish`).
+    """
+
+    def gradients(self, pb, stats):
+        """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
+        g, p = pb.g, pb.p
+        read = np.flatnonzero(np.any(g != 0.0, axis=1))
+        if read.size == 0 or read[-1] == 0:
+            stats.update(nfev_backward=0, nsteps_backward=0, naccept_backward=0,
+                         nreject_backward=0)
+            self.no_solve(pb, stats)
+            return g[0].copy(), np.zeros(p)
+        keep = np.union1d(read, [0])[::-1]  # backward order, ending at t0
+        ts_b = np.ascontiguousarray(pb.record.ts[keep])
+        W2 = np.ascontiguousarray(g[keep])
+        opts = pb.record.adjoint_options
+        system, z0, n_err = self.system(pb, keep, W2, opts["seminorm"])
+        # max_steps counts the steps the error control chooses; the stops at
+        # the output times read come on top (each can cut one step short)
+        max_steps = opts["max_steps"] + keep.size
+        out, info, _ = run(
+            pb.record.compiled, system, z0, ts_b, opts["tableau"],
+            np.full(z0.size, opts["rtol"]), np.full(z0.size, opts["atol"]),
+            opts["controller"], max_steps=max_steps, max_step=opts["max_step"],
+            step_size=opts["step_size"], n_err=n_err, jumps=True)
+        if info["status"] != 0:
+            raise GradientError(self._advice(info, keep.size))
+        stats.update(nfev_backward=info["nfev"], nsteps_backward=info["nsteps"],
+                     naccept_backward=info["naccept"], nreject_backward=info["nreject"])
+        return self.finish(pb, system, out[-1], keep, stats)
+
+    def _advice(self, info, stops):
+        if info["status"] not in (_kernels.FAILED_MAX_STEPS, _kernels.FAILED_NONFINITE,
+                                  _kernels.FAILED_STEP_UNDERFLOW):
+            # e.g. a kernel that raised: its own message says what happened
+            return f"The backward ({self.name}) solve failed: {info['message']}"
+        if info["status"] == _kernels.FAILED_MAX_STEPS:
+            return (f"The backward ({self.name}) solve failed: it reached max_steps="
+                    f"{info['max_steps']} (the `max_steps` of nk.odeint plus one step for "
+                    f"each of the {stops} output times it stops at) at t="
+                    f"{info['t_reached']:.6g}. Increase `max_steps`; with many output "
+                    "times, differentiate fewer of them or use gradient='discrete' "
+                    "(no stops).")
+        return (f"The backward ({self.name}) solve failed: {info['message']} Try a "
+                "tighter forward tolerance, gradient='interpolated' (no backwards "
+                "integration of y) or 'discrete', or seminorm=True.")
+
+    def no_solve(self, pb, stats):
+        """Fill ``stats`` when no backward solve was needed."""
+
+
+class Backsolve(_Continuous):
+    """``gradient="adjoint"``: the continuous adjoint on ``[y, a, g_theta]``,
+    ``y`` integrated backwards and re-seeded at every stop; warns when it
+    drifted (:data:`DRIFT_FACTOR`)."""
+
+    name = "adjoint"
+    keeps_dense = False
+
+    def system(self, pb, keep, W2, seminorm):
+        rec = pb.record
+        W1 = np.ascontiguousarray(rec.ys[keep])
+        rhs = rec.fun.rhs_cfunc if rec.compiled else python_rhs(rec.fun, rec.shape)
+        system = _kernels.adjoint_system(rhs, pb.vjp, pb.theta, pb.n, pb.p, W1, W2,
+                                         pb.need_theta)
+        z0 = np.concatenate([W1[0], W2[0], np.zeros(pb.p if pb.need_theta else 0)])
+        return system, z0, 2 * pb.n if seminorm else z0.size
+
+    def no_solve(self, pb, stats):
+        stats["drift"] = np.full(pb.record.ts.size, np.nan)
+
+    def finish(self, pb, system, z, keep, stats):
+        n = pb.n
+        drift = np.full(pb.record.ts.size, np.nan)  # NaN where the pass did not stop
+        drift[keep] = system[4]
+        stats["drift"] = drift
+        _warn_drift(pb.record, drift)
+        gth = z[2 * n:].copy() if pb.need_theta else np.zeros(pb.p)
+        return z[n:2 * n].copy(), gth
+
+
+class Interpolated(_Continuous):
+    """``gradient="interpolated"``: ``[a, g_theta]`` backwards, ``y(t)`` read from
+    the forward pass's dense output (no drift)."""
+
+    name = "interpolated"
+    keeps_dense = True
+
+    def system(self, pb, keep, W2, seminorm):
+        d = pb.record.dense
+        system = _kernels.interpolated_system(pb.vjp, pb.theta, pb.n, pb.p, W2,
+                                              d.tableau.P, d.t_grid, d.h_grid, d.y_grid,
+                                              d.K_grid, pb.need_theta)
+        z0 = np.concatenate([W2[0], np.zeros(pb.p if pb.need_theta else 0)])
+        return system, z0, pb.n if seminorm else z0.size
+
+    def finish(self, pb, system, z, keep, stats):
+        n = pb.n
+        return z[:n].copy(), z[n:].copy() if pb.need_theta else np.zeros(pb.p)
+
+
+def _warn_drift(record, drift):
+    """One :class:`AdjointDriftWarning` when the backsolve drift is too large."""
+    opts = record.adjoint_options
+    limit = DRIFT_FACTOR * max(opts["rtol"], opts["atol"])
+    worst = np.nanmax(drift)
+    if not worst > limit:
+        return
+    j = int(np.nanargmax(drift))
+    warnings.warn(AdjointDriftWarning(
+        f"nk.odeint(gradient='adjoint'): the backwards integration of y drifted from the "
+        f"forward solution by {worst:.3g} (relative, at t={record.ts[j]:.6g}), more than "
+        f"{DRIFT_FACTOR:g} x the backward tolerance ({limit:.3g}); the gradient is "
+        "unreliable (typical of chaotic or strongly dissipative problems). Use "
+        "gradient='interpolated' or gradient='discrete', which do not integrate y "
+        "backwards; tightening the tolerances only delays the problem."), stacklevel=2)
+
+
+#: One strategy object per gradient mode.
+STRATEGIES = {s.name: s for s in (Backsolve(), Interpolated(), Discrete())}
+GRADIENTS = tuple(STRATEGIES)
+
+
+def strategy(gradient):
+    """The strategy object of the mode named ``gradient`` (checked)."""
+    try:
+        return STRATEGIES[gradient]
+    except (KeyError, TypeError):
+        raise ValueError(f"`gradient` must be one of {', '.join(map(repr, GRADIENTS))}; "
+                         f"got {gradient!r}.") from None
+
+
 def backward(record, g, need_t, need_theta=True):
     """Gradients of ``sum(g * y(t))`` from a forward ``record``.
 
@@ -112,24 +344,8 @@ def backward(record, g, need_t, need_theta=True):
         and for ``"adjoint"`` the backsolve ``drift`` at every output time.
     """
     g = np.ascontiguousarray(g, dtype=np.float64)
-    n = g.shape[1]
-    p = record.theta_flat.size
-    vjp = _vjp_kernel(record)
-    # compiled kernels take the flat vector, Python functions the user's theta
-    theta = record.theta_flat if record.compiled else record.theta
     stats = {}
-    if record.gradient == "discrete":
-        gy0 = np.empty(n)
-        gth = np.empty(p)
-        dense = record.dense
-        reverse = _kernels.reverse_steps if record.compiled else _kernels.reverse_steps_py
-        nvjp = reverse(vjp, theta, record.ts, g, dense.tableau.A,
-                       dense.tableau.C, dense.tableau.B, dense.tableau.P, dense.t_grid,
-                       dense.h_grid, dense.y_grid, dense.K_grid, dense.t_grid.size, gy0, gth)
-        stats.update(nfev_backward=int(nvjp), nsteps_backward=int(dense.t_grid.size))
-    else:
-        gy0, gth = _continuous_backward(record, g, vjp, theta, n, p, need_theta, stats)
-
+    gy0, gth = record.strategy.gradients(Problem(record, g, need_theta), stats)
     gt = None
     if need_t:
         F = _rhs_at_outputs(record)
@@ -137,64 +353,3 @@ def backward(record, g, need_t, need_theta=True):
         gt[0] = -(gy0 - g[0]) @ F[0]
         stats["nfev_backward"] = stats.get("nfev_backward", 0) + record.ts.size
     return gy0, gt, gth, stats
-
-
-def _continuous_backward(record, g, vjp, theta, n, p, need_theta, stats):
-    """The ``"adjoint"`` and ``"interpolated"`` modes: one backward solve.
-
-    It stops only at the output times the loss reads (nonzero cotangent) and
-    starts from the last of them: outputs nobody differentiates cost nothing.
-    """
-    m = record.ts.size
-    read = np.flatnonzero(np.any(g != 0.0, axis=1))
-    if read.size == 0 or read[-1] == 0:
-        stats.update(nfev_backward=0, nsteps_backward=0, naccept_backward=0,
-                     nreject_backward=0)
-        if record.gradient == "adjoint":
-            stats["drift"] = np.full(m, np.nan)
-        return g[0].copy(), np.zeros(p)
-    keep = np.union1d(read, [0])[::-1]  # backward order, ending at t0
-    ts_b = np.ascontiguousarray(record.ts[keep])
-    W2 = np.ascontiguousarray(g[keep])
-    opts = record.adjoint_options
-    if record.gradient == "adjoint":
-        W1 = np.ascontiguousarray(record.ys[keep])
-        rhs = record.fun.rhs_cfunc if record.compiled else python_rhs(record.fun, record.shape)
-        system = _kernels.adjoint_system(rhs, vjp, theta, n, p, W1, W2, need_theta)
-        z0 = np.concatenate([W1[0], W2[0], np.zeros(p if need_theta else 0)])
-        n_err = 2 * n if opts["seminorm"] else z0.size
-    else:
-        d = record.dense
-        system = _kernels.interpolated_system(vjp, theta, n, p, W2, d.tableau.P,
-                                              d.t_grid, d.h_grid, d.y_grid, d.K_grid,
-                                              need_theta)
-        z0 = np.concatenate([W2[0], np.zeros(p if need_theta else 0)])
-        n_err = n if opts["seminorm"] else z0.size
-    out, info, _ = run(
-        record.compiled, system, z0, ts_b, opts["tableau"], np.full(z0.size, opts["rtol"]),
-        np.full(z0.size, opts["atol"]), opts["controller"], max_steps=opts["max_steps"],
-        max_step=opts["max_step"], step_size=opts["step_size"], n_err=n_err, jumps=True)
-    if info["status"] != 0:
-        raise GradientError(
-            f"The backward ({record.gradient}) solve failed: {info['message']} "
-            "Try a tighter forward tolerance, gradient='interpolated' (no backwards "
-            "integration of y), seminorm=True, or a larger `max_steps`.")
-    z = out[-1]
-    stats.update(nfev_backward=info["nfev"], nsteps_backward=info["nsteps"],
-                 naccept_backward=info["naccept"], nreject_backward=info["nreject"])
-    if record.gradient == "adjoint":
-        drift = np.full(m, np.nan)  # per output time, NaN where the pass did not stop
-        drift[keep] = system[4]
-        stats["drift"] = drift
-        gth = z[2 * n:].copy()
-        return z[n:2 * n].copy(), gth if need_theta else np.zeros(p)
-    return z[:n].copy(), z[n:].copy() if need_theta else np.zeros(p)
-
-
-def check_gradient(gradient):
-    if gradient not in GRADIENTS:
-        raise ValueError(f"`gradient` must be one of {', '.join(map(repr, GRADIENTS))}; "
-                         f"got {gradient!r}.")
-    return gradient
-
-

@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-from . import _checks, _kernels
+from . import _checks, _implicit, _kernels
 from .controllers import PIController
 from .ode import ODE
 from .tableaux import get_tableau
@@ -44,7 +44,7 @@ FIXED_STEP_ADVICE = (
 DEFAULT_MAX_STEPS = 100_000
 _DEFAULT_CONTROLLER = PIController()
 
-_SOLVE_OPTIONS = ("method", "rtol", "atol", "first_step", "max_step", "max_steps",
+_SOLVE_OPTIONS = ("events", "method", "rtol", "atol", "first_step", "max_step", "max_steps",
                   "step_size", "dense", "controller")
 
 
@@ -75,6 +75,10 @@ class Solution:
         With ``dense=True``: the continuous solution (also callable as
         ``sol(t)``), holding every accepted step (``dense.t_grid``, ...).
     """
+
+    #: With ``events``: per event, the times and states of its occurrences.
+    t_events = None
+    y_events = None
 
     def __init__(self, t, y, status, message, nfev, nsteps, naccept, nreject,
                  t_reached, h_last, method, dense=None):
@@ -167,6 +171,11 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
 
     Returns ``(ys, info, dense)`` where ``ys`` has shape ``(m, n)``.
     """
+    if _implicit.is_rosenbrock(method) and system is None and not jumps:
+        return _implicit.integrate(fun, y0, t, theta, method=method, rtol=rtol, atol=atol,
+                                   first_step=first_step, max_step=max_step,
+                                   max_steps=max_steps, step_size=step_size, dense=dense,
+                                   controller=controller)
     tableau = get_tableau(method)
     compiled = isinstance(fun, ODE)
     if not compiled and not callable(fun):
@@ -177,6 +186,8 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     y0 = _checks.check_y0(y0)
     ts = _checks.check_t(t)
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
+    if compiled:
+        fun.check_sizes(y0, theta)
     rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
     atol_a = _checks.check_tol(atol, "atol", y0.shape)
     _checks.check_positive(max_step, "max_step")
@@ -449,9 +460,24 @@ def solve(fun, y0, t, theta=None, **options):
     True
     """
     _checks.check_options(options, _SOLVE_OPTIONS, "solve")
+    events = options.pop("events", None)
+    if events is not None:
+        from . import events as _events
+        events = _events.as_events(events)
+        keep_dense = options.get("dense", False)
+        options["dense"] = True  # events are located on the dense output
     out, info, dense = integrate(fun, y0, t, theta, **options)
     ts = info["t"]
     y = out.reshape((ts.size,) + info["shape"])
-    return Solution(ts, y, info["status"], info["message"], info["nfev"], info["nsteps"],
-                    info["naccept"], info["nreject"], info["t_reached"], info["h_last"],
-                    info["method"], dense)
+    sol = Solution(ts, y, info["status"], info["message"], info["nfev"], info["nsteps"],
+                   info["naccept"], info["nreject"], info["t_reached"], info["h_last"],
+                   info["method"], dense)
+    sol.njev, sol.nlu = info.get("njev", 0), info.get("nlu", 0)  # stiff methods
+    if events:
+        compiled = isinstance(fun, ODE)
+        th = None if theta is None and not compiled else np.asarray(theta, dtype=float)
+        _events.apply(sol, events, th, (y.shape[1:] if not compiled
+                                        else (int(np.prod(y.shape[1:])),)))
+        if not keep_dense:
+            sol.dense = None
+    return sol

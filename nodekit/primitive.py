@@ -4,31 +4,28 @@ The only module that touches ``autograd.extend``.  One backward solve serves
 every requested argument (``defvjp_argnums``), and only the gradients asked
 for are formed.
 """
-import weakref
-
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
+from autograd.tracer import isbox
 
 from . import _checks
-from .adjoint import GRADIENTS, backward, check_gradient
+from .adjoint import GRADIENTS, backward, strategy
+from ._checkpoint import DEFAULT_CHECKPOINTS
+from ._errors import SolveError
 from .controllers import PIController
-from .integrate import DEFAULT_MAX_STEPS, integrate
+from .integrate import DEFAULT_MAX_STEPS
 from .ode import ODE
 from .tableaux import get_tableau
 
 _ODEINT_OPTIONS = ("method", "rtol", "atol", "gradient", "adjoint_method", "adjoint_rtol",
                    "adjoint_atol", "seminorm", "max_steps", "max_step", "first_step",
-                   "step_size", "controller", "stats")
-
-
-class SolveError(RuntimeError):
-    """The forward solve of :func:`odeint` failed (see the message)."""
+                   "step_size", "controller", "stats", "checkpoints")
 
 
 class ForwardRecord:
     """What the backward pass needs from a forward solve."""
 
-    def __init__(self, fun, ts, ys, theta, shape, gradient, dense, adjoint_options, stats):
+    def __init__(self, fun, ts, ys, theta, shape, strategy, dense, adjoint_options, stats):
         self.fun = fun
         self.compiled = isinstance(fun, ODE)
         self.ts = ts
@@ -37,47 +34,51 @@ class ForwardRecord:
         self.theta_flat = np.ascontiguousarray(np.ravel(theta), dtype=np.float64) \
             if theta is not None else np.empty(0)
         self.shape = shape
-        self.gradient = gradient
+        self.strategy = strategy
         self.dense = dense
         self.adjoint_options = adjoint_options
         self.stats = stats
 
 
-# Forward records by id of the output array, dropped with the array.
-_RECORDS = {}
+class _RecordSlot:
+    """Where one traced call of :func:`_odeint` leaves its :class:`ForwardRecord`.
 
+    It travels in the primitive's own arguments, so the VJP finds the record
+    of its call without any global table, and the record lives exactly as
+    long as autograd's graph node (which holds the arguments).  Untraced
+    calls get no slot and record nothing.
+    """
 
-def _forget(key):
-    _RECORDS.pop(key, None)
+    __slots__ = ("record",)
+
+    def __init__(self):
+        self.record = None
 
 
 @primitive
 def _odeint(y0, t, theta, config):
-    fun, opts, stats = config
-    gradient = opts["gradient"]
-    keep_dense = gradient in ("interpolated", "discrete")
+    fun, opts, stats, slot = config
+    strategy = opts["strategy"]
     theta_user = None if opts["theta_none"] else theta
-    out, info, dense = integrate(
-        fun, y0, t, theta_user, method=opts["method"], rtol=opts["rtol"], atol=opts["atol"],
-        max_steps=opts["max_steps"], max_step=opts["max_step"],
-        first_step=opts["first_step"], step_size=opts["step_size"],
-        controller=opts["controller"], dense=keep_dense)
+    out, info, dense = strategy.forward(fun, y0, t, theta_user, opts, slot is not None)
     if info["status"] != 0:
         raise SolveError(f"nk.odeint: the forward solve failed: {info['message']}")
     stats.update(nfev_forward=info["nfev"], nsteps_forward=info["nsteps"],
                  naccept_forward=info["naccept"], nreject_forward=info["nreject"])
-    ys = out.reshape((info["t"].size,) + info["shape"])
-    record = ForwardRecord(fun, info["t"], out, theta_user, info["shape"], gradient,
-                           dense, opts["adjoint"], stats)
-    key = id(ys)
-    _RECORDS[key] = record
-    weakref.finalize(ys, _forget, key)
-    return ys
+    if slot is not None:
+        slot.record = ForwardRecord(fun, info["t"], out, theta_user, info["shape"], strategy,
+                                    dense, opts["adjoint"], stats)
+    return out.reshape((info["t"].size,) + info["shape"])
 
 
 def _odeint_vjp(argnums, ans, args, kwargs):
-    record = _RECORDS[id(ans)]
+    if isbox(ans):
+        raise NotImplementedError(
+            "Second-order derivatives (autograd.hessian, grad of grad) through nk.odeint "
+            "are not supported: its backward pass is not itself differentiable. Use "
+            "finite differences of first-order gradients, or differentiate once.")
     y0, t, theta, config = args
+    record = config[3].record
 
     def vjp(g):
         g = np.reshape(g, (record.ts.size, -1))
@@ -121,11 +122,21 @@ def odeint(fun, y0, t, theta=None, **options):
         How the backward pass is computed; see :mod:`nodekit.adjoint`.
         ``'adjoint'``: memory independent of the number of steps, but ``y``
         is integrated backwards, which drifts on dissipative or chaotic
-        problems (watch ``stats['drift']``).  ``'interpolated'``: reads ``y``
+        problems: ``stats['drift']`` reports it, and a drift above 1000 times
+        the backward tolerance emits :class:`nodekit.AdjointDriftWarning`.  ``'interpolated'``: reads ``y``
         from the forward dense output (memory grows with the steps).
         ``'discrete'``: the exact gradient of the discrete forward computation.
     adjoint_method, adjoint_rtol, adjoint_atol : optional
         Method and tolerances of the backward solve (default: the forward's).
+    checkpoints : int, optional
+        ``'discrete'`` only: bound the memory of a long solve.  The forward
+        pass records steps in segments (1024 attempted steps, doubling when
+        more than ``checkpoints`` segments would be needed), keeps only the
+        state where each segment starts, and the backward pass recomputes
+        each segment once from it: memory O(checkpoints + one segment), at
+        most one extra forward pass, the same gradient to round-off.  Solves
+        shorter than one segment are not recomputed.  Default: at most 1000
+        checkpoints; ``0`` records every step.
     seminorm : bool, default False
         Leave the parameter-gradient quadrature out of the backward error
         norm (Kidger, Chen and Lyons 2021): fewer backward steps, with the
@@ -148,6 +159,15 @@ def odeint(fun, y0, t, theta=None, **options):
         If the backward solve fails.
     TypeError
         Differentiating an ``nk.ODE`` that has no ``vjp`` kernel.
+    NotImplementedError
+        Second-order derivatives (``autograd.hessian``, grad of grad).
+
+    Warns
+    -----
+    nodekit.AdjointDriftWarning
+        ``gradient='adjoint'`` whose backsolve drifted (gradient unreliable).
+    nodekit.UntracedFunctionWarning
+        A Python ``fun`` whose output autograd cannot trace (plain NumPy).
 
     References
     ----------
@@ -169,7 +189,7 @@ def odeint(fun, y0, t, theta=None, **options):
     get_tableau(method)
     rtol = options.get("rtol", 1e-6)
     atol = options.get("atol", 1e-9)
-    gradient = check_gradient(options.get("gradient", "adjoint"))
+    gradient = strategy(options.get("gradient", "adjoint"))
     adjoint_tableau = get_tableau(options.get("adjoint_method") or method)
     step_size = options.get("step_size")
     controller = options.get("controller")
@@ -192,10 +212,11 @@ def odeint(fun, y0, t, theta=None, **options):
         max_steps=_checks.check_positive(max_steps, "max_steps", integer=True),
         max_step=options.get("max_step", np.inf), controller=controller,
         step_size=adj_step)
-    opts = dict(method=method, rtol=rtol, atol=atol, gradient=gradient,
+    opts = dict(method=method, rtol=rtol, atol=atol, strategy=gradient,
                 max_steps=max_steps, max_step=options.get("max_step", np.inf),
                 first_step=options.get("first_step"), step_size=step_size,
-                controller=controller, adjoint=adj, theta_none=theta is None)
+                controller=controller, adjoint=adj, theta_none=theta is None,
+                checkpoints=_checkpoints(options.get("checkpoints")))
     stats = options.get("stats")
     if stats is None:
         stats = {}
@@ -203,7 +224,20 @@ def odeint(fun, y0, t, theta=None, **options):
         raise TypeError(f"`stats` must be a dict to fill; got {type(stats).__name__}.")
     if theta is None:
         theta = np.empty(0)
-    return _odeint(y0, t, theta, (fun, opts, stats))
+    # record the forward pass only when a gradient can be asked for
+    slot = _RecordSlot() if any(isbox(a) for a in (y0, t, theta)) else None
+    return _odeint(y0, t, theta, (fun, opts, stats, slot))
+
+
+def _checkpoints(k):
+    """``checkpoints``: None (the default bound), 0 (record every step) or K >= 2."""
+    if k is None:
+        return DEFAULT_CHECKPOINTS
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0 or k == 1:
+        raise ValueError("`checkpoints` must be None (at most "
+                         f"{DEFAULT_CHECKPOINTS} stored states), 0 (record every step) or "
+                         f"an integer >= 2; got checkpoints={k!r}.")
+    return int(k)
 
 
 def _scalar_tol(tol, forward, name):

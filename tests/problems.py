@@ -5,9 +5,9 @@ import numba
 import numpy as np
 
 import nodekit as nk
-from validation.kernels import lotka_volterra_rhs as lv_rhs
-from validation.kernels import lotka_volterra_vjp as lv_vjp
-from validation.kernels import van_der_pol_rhs as vdp_rhs
+from nodekit.validation.kernels import lotka_volterra_rhs as lv_rhs
+from nodekit.validation.kernels import lotka_volterra_vjp as lv_vjp
+from nodekit.validation.kernels import van_der_pol_rhs as vdp_rhs
 
 LV_THETA = np.array([1.5, 1.0, 3.0, 1.0])
 LV_Y0 = np.array([1.0, 1.0])

@@ -7,7 +7,7 @@ import pytest
 from autograd.test_util import check_grads
 
 import nodekit as nk
-from validation.cases import all_cases
+from nodekit.validation.cases import all_cases
 
 from problems import COSGROWTH, LINEAR, LV, LV_THETA, LV_Y0, cosgrowth_py, linear_py, lv_py
 
@@ -273,7 +273,7 @@ def test_failed_forward_solve_raises_not_garbage():
 def test_failed_backward_solve_raises_with_advice():
     loss = lambda y0: anp.sum(nk.odeint(LV, y0, np.linspace(0.0, 20.0, 5), LV_THETA,
                                         max_steps=600, adjoint_rtol=1e-13, adjoint_atol=1e-13))
-    with pytest.raises(nk.GradientError, match="backward.*interpolated"):
+    with pytest.raises(nk.GradientError, match="backward.*max_steps"):
         autograd.grad(loss)(LV_Y0)
 
 
@@ -315,3 +315,52 @@ def test_parameter_quadrature_skipped_when_only_y0_is_wanted(mode, fun):
     gy0 = autograd.grad(lambda y0: loss(y0, LV_THETA, st_y0))(LV_Y0)
     np.testing.assert_allclose(gy0, gy0_both, rtol=1e-5)
     assert st_y0["nfev_backward"] <= st_both["nfev_backward"]
+
+
+# --- bounded-memory discrete gradients (checkpoints) ---------------------------------
+def _discrete(fun, ts, W, k, stats, **kw):
+    loss = lambda y0, th, t: anp.sum(W * nk.odeint(fun, y0, t, th, gradient="discrete",
+                                                   checkpoints=k, stats=stats, **kw))
+    return np.concatenate(autograd.grad(loss, (0, 1, 2))(LV_Y0, LV_THETA, ts))
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward-time", "backward-time"])
+def test_checkpointed_discrete_gradient_equals_the_recorded_one(method, reverse):
+    """About 2300 steps: three segments by default, merged pairs with 2."""
+    ts = np.linspace(0.0, 100.0, 37)
+    if reverse:
+        ts = ts[::-1].copy()
+    W = _weights(37, 2, seed=5)
+    kw = dict(method=method, rtol=1e-8, atol=1e-10)
+    st_all, st_def, st_two = {}, {}, {}
+    want = _discrete(LV, ts, W, 0, st_all, **kw)
+    for k, st in ((None, st_def), (2, st_two)):
+        got = _discrete(LV, ts, W, k, st, **kw)
+        assert _rel(got, want) < 1e-12, (k, _rel(got, want))
+        assert st["nsteps_forward"] == st_all["nsteps_forward"]
+    assert st_def["checkpoints"] >= 3 and st_two["checkpoints"] == 2
+    np.testing.assert_array_equal(
+        nk.odeint(LV, LV_Y0, ts, LV_THETA, checkpoints=2, gradient="discrete", **kw),
+        nk.odeint(LV, LV_Y0, ts, LV_THETA, checkpoints=0, gradient="discrete", **kw))
+
+
+def test_checkpointed_discrete_gradient_python_fixed_step(monkeypatch):
+    from nodekit import _checkpoint
+    monkeypatch.setattr(_checkpoint, "SEGMENT_STEPS", 8)  # 52 steps: 7 segments, merged
+    ts = np.linspace(0.0, 5.2, 7)
+    W = _weights(7, 2, seed=6)
+    kw = dict(method="rk4", step_size=0.1)
+    st = {}
+    got = _discrete(lv_py, ts, W, 2, st, **kw)
+    assert _rel(got, _discrete(lv_py, ts, W, 0, {}, **kw)) < 1e-12
+    assert st["checkpoints"] == 2
+
+
+def test_short_solves_are_not_recomputed_and_bad_checkpoints_rejected():
+    st = {}
+    _discrete(LV, np.linspace(0.0, 5.0, 4), np.ones((4, 2)), None, st)
+    assert "checkpoints" not in st  # one segment: reversed from its own record
+    for bad in (1, -3, 2.5, True):
+        with pytest.raises(ValueError, match="`checkpoints` must be"):
+            nk.odeint(LV, LV_Y0, [0.0, 1.0], LV_THETA, gradient="discrete", checkpoints=bad)

@@ -4,7 +4,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import nodekit as nk
-from validation.cases import all_cases
+from nodekit.validation.cases import all_cases
 
 from problems import COSGROWTH, LINEAR, LV, LV_THETA, LV_Y0, VDP, cosgrowth_py, lv_py, vdp_py
 

@@ -8,8 +8,22 @@ import numpy as np
 import pytest
 
 import nodekit as nk
-from nodekit.nn import (ACTIVATIONS, ELU, MLP, Dense, Power, ReLU, Sequential, Sigmoid, Sin,
-                        Softplus, Tanh, TimeDense, codegen)
+from nodekit.nn import (
+    ACTIVATIONS,
+    ELU,
+    MLP,
+    Chain,
+    Dense,
+    Power,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Sin,
+    Softplus,
+    Tanh,
+    TimeDense,
+    codegen,
+)
 
 ACTS = [Tanh(), Softplus(), ReLU(), ELU(), ELU(alpha=0.5), Sigmoid(), Sin()]
 
@@ -102,7 +116,7 @@ def test_odeint_gradient_matches_python_path():
     theta = model.init(1, scheme="torch")
     y0 = np.random.default_rng(0).normal(size=(5, 2))
     t = np.linspace(0.0, 0.5, 4)
-    opts = dict(rtol=1e-10, atol=1e-12)
+    opts = {"rtol": 1e-10, "atol": 1e-12}
     loss_c = lambda y0, th: np.sum(model.odeint(y0, t, th, **opts) ** 2)
     loss_p = lambda y0, th: np.sum(nk.odeint(model.apply, y0, t, th, **opts) ** 2)
     gc = autograd.grad(loss_c, (0, 1))(y0, theta)
@@ -192,7 +206,8 @@ def test_generated_module_cached_in_nodekit_cache(tmp_path):
     assert out[0] == out[1]
     path = out[0][1]
     assert path.startswith(str(tmp_path / "nn"))
-    assert "do not edit" in open(path).read()
+    with open(path) as fh:
+        assert "do not edit" in fh.read()
     # Numba's cache files sit beside the module after the first process
     cached = os.listdir(os.path.join(os.path.dirname(path), "__pycache__"))
     assert any(f.endswith(".nbi") for f in cached)
@@ -200,3 +215,53 @@ def test_generated_module_cached_in_nodekit_cache(tmp_path):
 
 def test_activation_registry():
     assert sorted(ACTIVATIONS) == ["elu", "relu", "sigmoid", "sin", "softplus", "tanh"]
+
+
+def test_chain_any_widths_same_layers_as_sequential():
+    head = Chain(Dense(4, 3), "tanh", TimeDense(3, 2))
+    assert head.widths == [4, 3, 3, 2] and head.n_out == 2 and head.n_params == 25
+    theta = head.init(seed=0)
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    p = head.unpack(theta)
+    want = np.tanh(x @ p["0.W"] + p["0.b"]) @ p["2.W"][:3] + 0.5 * p["2.W"][3] + p["2.b"]
+    np.testing.assert_allclose(head.apply(0.5, x, theta), want, rtol=1e-14)
+    assert head.apply(0.5, x[None], theta).shape == (1, 5, 2)
+    assert Chain.from_spec(head.spec()) == head and head != Sequential(Dense(4, 4))
+    with pytest.raises(ValueError, match="`y` must have last axis of width 4 .*input width"):
+        head.apply(0.0, np.ones((2, 3)), theta)
+    # a square chain compiles the same layers as ODE dynamics
+    dyn = Sequential(*head.layers[:2], Dense(3, 4))
+    assert Chain(*dyn.layers).n_params == dyn.n_params
+
+
+def test_one_theta_length_message():
+    model = Sequential(Dense(2, 5), "tanh", Dense(5, 2))
+    theta = model.init(0)
+    calls = [lambda th: model.apply(0.0, np.ones(2), th), model.check_theta, model.unpack,
+             lambda th: model.odeint(np.ones(2), [0.0, 1.0], th)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"`theta` must be a flat vector of length 27 \(the "
+                                             r"parameters of Sequential\(Dense\(2, 5\), Tanh\(\), "
+                                             r"Dense\(5, 2\)\)\); got shape \(5,\) \(5 "
+                                             r"parameters, 22 too few\)"):
+            call(theta[:5])
+
+
+@pytest.mark.parametrize("spec, match", [
+    ([1, 2], r"`spec` must describe a Sequential model"),
+    ({"type": "Sequential", "dim": 2}, r"`spec\['layers'\]` must be a non-empty list"),
+    ({"type": "Sequential", "layers": ["tanh"]},
+     r"`spec\['layers'\]\[0\]` must be a layer description \(a dict with a 'kind'\)"),
+    ({"type": "Sequential", "layers": [{"kind": "dense", "n_in": 2}]},
+     r"`spec\['layers'\]\[0\]` does not describe a valid Dense layer .*n_out"),
+    ({"type": "Sequential", "layers": [{"kind": "dense", "n_in": 2, "n_out": 2, "bias": 0}]},
+     r"`spec\['layers'\]\[0\]` does not describe a valid Dense layer .*'bias'"),
+    ({"type": "Sequential", "layers": [{"kind": "dense", "n_in": 2, "n_out": -2}]},
+     r"valid Dense layer .*`n_out` of Dense must be a positive integer"),
+    ({"type": "Sequential", "layers": [{"kind": "conv"}]},
+     r"Unknown layer kind 'conv' in `spec\['layers'\]\[0\]`"),
+], ids=["not-dict", "no-layers", "layer-not-dict", "missing-arg", "unknown-arg", "bad-value",
+        "unknown-kind"])
+def test_bad_spec_messages(spec, match):
+    with pytest.raises(ValueError, match=match):
+        Sequential.from_spec(spec)

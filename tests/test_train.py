@@ -61,12 +61,12 @@ def test_fit_loss_and_grad_batches_history_callback():
         return val, g
 
     res = fit(loss_and_grad, np.zeros(3), optimizer=Adam(lr=0.05), iters=50,
-              batches=[0.0, 0.0], progress=False,
+              batches=[0.0, 0.0], progress=False, value_and_grad=True,
               callback=lambda i, th, l, info: seen.append(i))
     assert res.success and res.iterations == 50 and res.loss.shape == (50,)
     assert res.loss[-1] < res.loss[0] and seen == list(range(50))
     res = fit(loss_and_grad, np.zeros(3), optimizer=Adam(), iters=50, batches=lambda i: 0.0,
-              progress=False, callback=lambda i, th, l, info: i == 9)
+              progress=False, callback=lambda i, th, l, info: i == 9, value_and_grad=True)
     assert res.iterations == 10 and "callback" in res.message
 
 
@@ -85,13 +85,13 @@ def test_fit_stops_on_nonfinite_loss_keeping_last_good_parameters():
         return -x[0], np.array([-1.0])
 
     res = fit(loss_and_grad, np.zeros(1), optimizer=SGD(lr=0.1), iters=100, progress=False,
-              callback=lambda i, th, l, info: steps.append(th.copy()))
+              callback=lambda i, th, l, info: steps.append(th.copy()), value_and_grad=True)
     assert not res.success and "iteration 4" in res.message
     assert res.iterations == 4
     np.testing.assert_allclose(res.theta, [0.3])       # the last finite loss, not 0.4
     assert "loss nan" in res.message
     res = fit(lambda x: (0.0, np.array([np.inf])), np.zeros(1), optimizer=SGD(), iters=3,
-              progress=False)
+              progress=False, value_and_grad=True)
     assert not res.success and "non-finite gradient" in res.message
     np.testing.assert_array_equal(res.theta, [0.0])
 
@@ -131,7 +131,7 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(model2.rhs(0.0, y, th2), model.rhs(0.0, y, theta))
     save(tmp_path / "bare.npz", theta)
     assert load(tmp_path / "bare.npz")[1] is None
-    with pytest.raises(ValueError, match=r"`theta` must have shape \(27,\)"):
+    with pytest.raises(ValueError, match=r"`theta` must be a flat vector of length 27"):
         save(path, theta[:-1], model)
 
 
@@ -144,12 +144,12 @@ def test_fit_learning_rate_schedule_is_applied_each_step():
             return super().step(theta, grad)
 
     res = fit(lambda th: (float(th @ th), 2 * th), np.ones(3), optimizer=Recording(lr=0.1),
-              iters=4, schedule=lambda i: 0.1 / (1 + i), progress=False)
+              iters=4, schedule=lambda i: 0.1 / (1 + i), progress=False, value_and_grad=True)
     assert res.success
     np.testing.assert_allclose(seen, [0.1, 0.05, 0.1 / 3, 0.025])
     with pytest.raises(ValueError, match="`lr` must be a positive"):
         fit(lambda th: (float(th @ th), 2 * th), np.ones(3), optimizer=SGD(lr=0.1), iters=2,
-            schedule=lambda i: -1.0, progress=False)
+            schedule=lambda i: -1.0, progress=False, value_and_grad=True)
     with pytest.raises(TypeError, match="`schedule`"):
         fit(lambda th: (float(th @ th), 2 * th), np.ones(3), optimizer=SGD(lr=0.1), iters=2,
             schedule=0.1, progress=False)

@@ -1,14 +1,14 @@
 """The validation suite (``validation/``): its cases, and its quick subset run
-as tests.  The full suite is ``python -m validation`` (a few minutes); here
+as tests.  The full suite is ``python -m nodekit.validation`` (a few minutes); here
 the quick subset runs once and every family must pass."""
 import dataclasses
 
 import numpy as np
 import pytest
 
-import validation
-from validation import checks, report, suite
-from validation.cases import all_cases, reference_cases, t, t0, verify
+import nodekit.validation as validation
+from nodekit.validation import checks, report, suite
+from nodekit.validation.cases import all_cases, reference_cases, t, t0, verify
 
 
 # --- the cases ---------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_quick_family_passes(quick_families, family):
 
 def test_report_files(quick_families, tmp_path):
     files = report.write(quick_families, str(tmp_path), "nodekit validation (quick)", 1.0,
-                         "python -m validation --quick")
+                         "python -m nodekit.validation --quick")
     for name in ("report.md", "checks.csv", "solution.csv", "convergence.csv",
                  "gradients.csv", "finite_differences.csv", "order_conditions.csv",
                  "solution_error.png", "solution_nfe.png", "convergence.png",

@@ -1,7 +1,7 @@
 """nodekit's analytic validation suite: closed-form cases derived and checked
 with SymPy, and reports comparing every solver against them.
 
-Run it as ``python -m validation`` (or ``nodekit validate``); ``--quick`` for
+Run it as ``python -m nodekit.validation`` (or ``nodekit validate``); ``--quick`` for
 a fast subset, ``--out DIR`` for the report folder.  Modules:
 
 * :mod:`validation.cases` -- the cases, defined once (SymPy systems, closed
@@ -15,7 +15,7 @@ a fast subset, ``--out DIR`` for the report folder.  Modules:
 
 
 def main(argv=None):
-    """Run the validation suite (``python -m validation``); returns the exit
+    """Run the validation suite (``python -m nodekit.validation``); returns the exit
     status: 0 if every check passes, 1 if any fails, 2 for bad arguments.
 
     Parameters

@@ -1,4 +1,4 @@
-"""``python -m validation``: run the validation suite (see ``--help``)."""
+"""``python -m nodekit.validation``: run the validation suite (see ``--help``)."""
 import sys
 
 from . import main

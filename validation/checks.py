@@ -410,8 +410,7 @@ def solution_accuracy(quick):
         "Figure 3a/3b: error falls with the tolerance, NFE rises.",
         [f"at the reference rtol (1e-10; bosh3 1e-8, heun_euler 1e-6): relative error at "
          f"t1 <= {fmt(ERROR_PER_RTOL)} x rtol (1e-7 at rtol 1e-10)",
-         f"... and over the 11 output times <= {fmt(OUTPUT_ERROR_PER_RTOL)} x rtol (the "
-         "cubic Hermite dense output of rkf45 and cash_karp costs up to ~1.5 digits)",
+         f"... and over the 11 output times <= {fmt(OUTPUT_ERROR_PER_RTOL)} x rtol",
          f"error falls with the tolerance: slope of log(error at t1) vs log(rtol) >= "
          f"{ERROR_SLOPE_MIN} (errors below {fmt(ROUNDOFF)} left out)",
          f"NFE rises: no tightening of rtol lowers nfev by more than {NFE_DIP:.0%}",
@@ -801,7 +800,3 @@ def finite_differences(quick):
     fam.tables["fd_reference"] = refrows
     return fam
 
-
-#: The families in the order they run and are reported.
-FAMILIES = (closed_forms, order_conditions, scipy_steps, solution_accuracy, convergence,
-            dense_convergence, gradient_accuracy, finite_differences)

@@ -8,35 +8,15 @@ from collections import OrderedDict
 import numpy as np
 
 import nodekit as nk
+from nodekit._tables import table
 
 from .checks import (ADAPTIVE, GRADIENT_RTOL, MODES, SOLUTION_TOLS, fmt)
 
 
 # --- tables -----------------------------------------------------------------------
 def text_table(rows, header, align=None):
-    """A plain-text table; ``align`` is a string of 'l'/'r' per column."""
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
-    align = align or "l" * len(header)
-
-    def line(cells):
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                         for c, w, a in zip(cells, widths, align)).rstrip()
-
-    out = [line(header), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
-
-
-def md_table(rows, header, align=None):
-    """A Markdown (GitHub) table."""
-    align = align or "l" * len(header)
-    esc = lambda s: str(s).replace("|", "\\|")
-    out = ["| " + " | ".join(map(esc, header)) + " |",
-           "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
-    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
+    """A plain-text table (:func:`nodekit._tables.table`, text style)."""
+    return table(rows, header, align, style="text")
 
 
 def _closest(checks):
@@ -455,29 +435,29 @@ def markdown(families, header, seconds, plots, csvs, command):
            f"Command: `{command}`.  {versions()}; {platform.platform()}.", "",
            f"**{verdict}** in {seconds:.0f} s.", "",
            "## Summary", "",
-           md_table(family_rows(families) + [["total", n, ok, n - ok, f"{seconds:.1f}", ""]],
+           table(family_rows(families) + [["total", n, ok, n - ok, f"{seconds:.1f}", ""]],
                     FAMILY_HEADER, FAMILY_ALIGN), "",
            "### Methods", "",
            "Fitted slopes: one per convergence case; errors: relative, worst case, at the "
            "method's reference rtol (atol = rtol); NFE: median over cases.", "",
-           md_table(method_rows(families), METHOD_HEADER, METHOD_ALIGN), "",
+           table(method_rows(families), METHOD_HEADER, METHOD_ALIGN), "",
            "### Gradient modes", "",
-           md_table(mode_rows(families), MODE_HEADER, MODE_ALIGN), ""]
+           table(mode_rows(families), MODE_HEADER, MODE_ALIGN), ""]
     fails = failure_rows(families)
     if fails:
         out += ["## Failures", "",
-                md_table(fails, ["family", "subject", "case", "criterion", "measured"]), ""]
+                table(fails, ["family", "subject", "case", "criterion", "measured"]), ""]
     fams = _by(families)
     if "closed forms" in fams:
         rows = fams["closed forms"].tables.get("cases", [])
         out += ["## Cases", "",
-                md_table([[r["case"], r["kind"], r["rhs"], r["y0"], r["theta"],
+                table([[r["case"], r["kind"], r["rhs"], r["y0"], r["theta"],
                            f"[{fmt(r['t0'])}, {fmt(r['t1'])}]"] for r in rows],
                          ["case", "kind", "dy/dt", "y0", "theta", "span"]), ""]
     for fam in families:
         out += [f"## {fam.name}", "", fam.description, "", "Pass criteria:", ""]
         out += [f"* {c}" for c in fam.criteria]
-        out += ["", md_table(aggregate_rows(fam), AGG_HEADER, "lllrr"), ""]
+        out += ["", table(aggregate_rows(fam), AGG_HEADER, "lllrr"), ""]
         for p in FAMILY_PLOTS.get(fam.name, []):
             if p in plots:
                 out += [f"![{p}]({p})", ""]

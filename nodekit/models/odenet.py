@@ -3,7 +3,7 @@
 Every model is a function ``logits(theta, x)`` of one flat parameter vector,
 written in autograd-NumPy, with a softmax cross-entropy :meth:`Classifier.loss`:
 
-``MLP``
+``MLPClassifier`` (the table's "MLP")
     ``x -> Dense(n_in, hidden) -> tanh -> Dense(hidden, n_out)``.
 ``ResNet``
     ``h0 = Dense(n_in, width)(x)``; six residual blocks ``h <- h + f_k(h)``,
@@ -19,6 +19,8 @@ written in autograd-NumPy, with a softmax cross-entropy :meth:`Classifier.loss`:
     recorded Runge-Kutta steps (same forward computation; memory grows with
     NFE).
 
+Every layer is an ``nk.nn`` layer: the input and output layers and the
+residual blocks are :class:`nodekit.nn.Chain` parts of one flat ``theta``.
 The ODE block is a compiled :class:`nodekit.nn.Sequential` (``model.ode``:
 Numba kernels with analytic VJPs); ``compiled=False`` uses its autograd
 ``apply`` as a Python right-hand side instead (slower; for checks).
@@ -26,7 +28,8 @@ Numba kernels with analytic VJPs); ``compiled=False`` uses its autograd
 import autograd.numpy as anp
 import numpy as np
 
-from ..nn import Sequential, TimeDense
+from ..nn import Chain, Dense, Sequential, TimeDense
+from ..nn.model import check_theta_shape
 from ..primitive import odeint
 
 
@@ -44,45 +47,20 @@ def accuracy(logits, labels):
     return float(np.mean(np.argmax(np.asarray(logits), axis=1) == np.asarray(labels)))
 
 
-class _Layout:
-    """Named blocks of a flat parameter vector."""
-
-    def __init__(self):
-        self.blocks = []   # (name, offset, shape)
-        self.size = 0
-
-    def add(self, name, shape):
-        shape = tuple(int(s) for s in shape)
-        self.blocks.append((name, self.size, shape))
-        self.size += int(np.prod(shape))
-        return self.blocks[-1]
-
-    def get(self, theta, name):
-        for n, off, shape in self.blocks:
-            if n == name:
-                return anp.reshape(theta[off:off + int(np.prod(shape))], shape)
-        raise KeyError(name)
-
-    def slice(self, name):
-        for n, off, shape in self.blocks:
-            if n == name:
-                return slice(off, off + int(np.prod(shape)))
-        raise KeyError(name)
-
-
-def _dense_init(rng, n_in, n_out):
-    """PyTorch's ``nn.Linear`` default: uniform on +-1/sqrt(fan_in)."""
-    bound = 1.0 / np.sqrt(n_in)
-    return rng.uniform(-bound, bound, (n_in, n_out)), rng.uniform(-bound, bound, n_out)
-
-
 class Classifier:
-    """Base class: a flat-parameter classifier ``logits(theta, x)``.
+    """Base class: a flat-parameter classifier ``logits(theta, x)`` made of ``nk.nn`` parts.
+
+    ``theta`` is the concatenation of the parameters of the parts, in the
+    order they were added (:meth:`add_part`); each part is an
+    :class:`nodekit.nn.Chain` (feed-forward layers) or a
+    :class:`nodekit.nn.Sequential` (ODE dynamics).
 
     Attributes
     ----------
     name : str
     n_params : int
+    parts : dict
+        The parts by name, in the order of ``theta``.
     stats : dict
         Filled by the ODE block with ``nfev_forward``/``nfev_backward`` (empty
         for models without one).
@@ -93,34 +71,49 @@ class Classifier:
 
     def __init__(self, n_in, n_out):
         self.n_in, self.n_out = int(n_in), int(n_out)
-        self.layout = _Layout()
+        self.parts = {}
+        self._slices = {}
+        self.n_params = 0
         self.stats = {}
 
+    def add_part(self, name, net):
+        """Append the parameters of ``net`` (an ``nk.nn`` network) to ``theta``."""
+        self.parts[name] = net
+        self._slices[name] = slice(self.n_params, self.n_params + net.n_params)
+        self.n_params += net.n_params
+        return net
+
+    def part_slice(self, name):
+        """Where the parameters of part ``name`` sit in ``theta``."""
+        return self._slices[name]
+
     @property
-    def n_params(self):
-        return self.layout.size
+    def blocks(self):
+        """``[(name, offset, shape), ...]``: every parameter block of ``theta``."""
+        return [(f"{part}.{name}", self._slices[part].start + off, tuple(shape))
+                for part, net in self.parts.items()
+                for entries in net.layout for name, off, shape in entries]
 
     def _check(self, theta):
-        if np.shape(theta) != (self.n_params,):
-            raise ValueError(f"`theta` must be a flat vector of length {self.n_params} "
-                             f"(the parameters of {self.name}); got shape "
-                             f"{np.shape(theta)}.")
+        check_theta_shape(theta, self.n_params, self)
 
     def init(self, seed=0):
-        """Initial parameters (PyTorch-style uniform), reproducible from ``seed``."""
+        """Initial parameters (PyTorch-style uniform), reproducible from ``seed``.
+
+        The parts draw in turn from one generator seeded with ``seed``.
+        """
         rng = np.random.default_rng(seed)
         theta = np.empty(self.n_params)
-        for name, off, shape in self.layout.blocks:
-            if name.endswith(".W"):
-                w, b = _dense_init(rng, shape[0], shape[1])
-                theta[off:off + w.size] = w.ravel()
-                bname = name[:-2] + ".b"
-                theta[self.layout.slice(bname)] = b
+        for name, net in self.parts.items():
+            theta[self._slices[name]] = self._init_part(name, net, rng, seed)
         return theta
 
-    def _dense(self, theta, prefix, h):
-        return anp.dot(h, self.layout.get(theta, prefix + ".W")) + self.layout.get(
-            theta, prefix + ".b")
+    def _init_part(self, name, net, rng, seed):
+        return net.init(rng, scheme="torch")
+
+    def apply_part(self, name, theta, h, t=0.0):
+        """Part ``name`` applied to ``h`` with its parameters from ``theta``."""
+        return self.parts[name].apply(t, h, theta[self._slices[name]])
 
     def logits(self, theta, x):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -146,22 +139,23 @@ class Classifier:
         return f"{type(self).__name__}({self.describe()})"
 
 
-class MLP(Classifier):
-    """One hidden layer: ``Dense(n_in, hidden) -> tanh -> Dense(hidden, n_out)``."""
+class MLPClassifier(Classifier):
+    """One hidden layer: ``Dense(n_in, hidden) -> tanh -> Dense(hidden, n_out)``.
+
+    (Called ``MLP`` in the paper's Table 1; not to be confused with
+    :func:`nodekit.nn.MLP`, which builds ODE dynamics.)
+    """
 
     name = "MLP"
 
     def __init__(self, n_in=64, hidden=62, n_out=10):
         super().__init__(n_in, n_out)
         self.hidden = int(hidden)
-        self.layout.add("hidden.W", (n_in, hidden))
-        self.layout.add("hidden.b", (hidden,))
-        self.layout.add("out.W", (hidden, n_out))
-        self.layout.add("out.b", (n_out,))
+        self.add_part("net", Chain(Dense(n_in, hidden), "tanh", Dense(hidden, n_out)))
 
     def logits(self, theta, x):
         self._check(theta)
-        return self._dense(theta, "out", anp.tanh(self._dense(theta, "hidden", x)))
+        return self.apply_part("net", theta, x)
 
     def describe(self):
         return f"MLP {self.n_in}-{self.hidden}-{self.n_out}, {self.n_params} parameters"
@@ -169,7 +163,7 @@ class MLP(Classifier):
 
 def mlp_hidden_for(n_params, n_in=64, n_out=10):
     """The hidden width of an MLP with about ``n_params`` parameters."""
-    return max(1, int(round((n_params - n_out) / (n_in + 1 + n_out))))
+    return max(1, round((n_params - n_out) / (n_in + 1 + n_out)))
 
 
 class ResNet(Classifier):
@@ -180,27 +174,23 @@ class ResNet(Classifier):
     def __init__(self, n_in=64, width=32, n_out=10, n_blocks=6):
         super().__init__(n_in, n_out)
         self.width, self.n_blocks = int(width), int(n_blocks)
-        self.layout.add("in.W", (n_in, width))
-        self.layout.add("in.b", (width,))
-        for k in range(n_blocks):
-            for j in (1, 2):
-                self.layout.add(f"block{k}.{j}.W", (width, width))
-                self.layout.add(f"block{k}.{j}.b", (width,))
-        self.layout.add("out.W", (width, n_out))
-        self.layout.add("out.b", (n_out,))
+        self.add_part("in", Chain(Dense(n_in, width)))
+        for k in range(self.n_blocks):
+            self.add_part(f"block{k}", Chain(Dense(width, width), "tanh", Dense(width, width)))
+        self.add_part("out", Chain(Dense(width, n_out)))
 
     def block(self, theta, k, h):
         """``f_k(h) = tanh(h W1 + b1) W2 + b2``."""
-        return self._dense(theta, f"block{k}.2", anp.tanh(self._dense(theta, f"block{k}.1", h)))
+        return self.apply_part(f"block{k}", theta, h)
 
     def logits(self, theta, x):
         self._check(theta)
-        h = self._dense(theta, "in", x)
+        h = self.apply_part("in", theta, x)
         for k in range(self.n_blocks):
             h = h + self.block(theta, k, h)
         self.stats.clear()
         self.stats.update(nfev_forward=self.n_blocks, nfev_backward=self.n_blocks)
-        return self._dense(theta, "out", h)
+        return self.apply_part("out", theta, h)
 
     def describe(self):
         return (f"ResNet {self.n_in}-{self.width}x{self.n_blocks} blocks-{self.n_out}, "
@@ -232,22 +222,22 @@ class ODENet(Classifier):
                  step_size=None, gradient="adjoint", compiled=True, t1=1.0, **options):
         super().__init__(n_in, n_out)
         self.width = int(width)
-        self.dynamics = Sequential(TimeDense(width, width), "tanh", TimeDense(width, width))
-        self.layout.add("in.W", (n_in, width))
-        self.layout.add("in.b", (width,))
-        self.layout.add("ode", (self.dynamics.n_params,))
-        self.layout.add("out.W", (width, n_out))
-        self.layout.add("out.b", (n_out,))
+        self.add_part("in", Chain(Dense(n_in, width)))
+        self.dynamics = self.add_part(
+            "ode", Sequential(TimeDense(width, width), "tanh", TimeDense(width, width)))
+        self.add_part("out", Chain(Dense(width, n_out)))
         self.options = dict(method=method, rtol=rtol, atol=atol, gradient=gradient, **options)
         if step_size is not None:
             self.options["step_size"] = step_size
         self.compiled = bool(compiled)
         self.t = np.array([0.0, float(t1)])
 
-    def init(self, seed=0):
-        theta = super().init(seed)
-        theta[self.layout.slice("ode")] = self.dynamics.init(seed=seed + 1, scheme="torch")
-        return theta
+    def _init_part(self, name, net, rng, seed):
+        # the dynamics draw from their own generator (seed + 1): the input and
+        # output layers keep the same values whatever the ODE block's size
+        if name == "ode":
+            return net.init(seed=seed + 1, scheme="torch")
+        return super()._init_part(name, net, rng, seed)
 
     @property
     def fun(self):
@@ -256,15 +246,15 @@ class ODENet(Classifier):
     def features(self, theta, x, **options):
         """``h(1)``: the state at the end of the ODE block, shape (n, width)."""
         self._check(theta)
-        h0 = self._dense(theta, "in", x)
+        h0 = self.apply_part("in", theta, x)
         opts = dict(self.options, **options)
         opts.setdefault("stats", self.stats)
-        th_ode = theta[self.layout.slice("ode")]
+        th_ode = theta[self.part_slice("ode")]
         return odeint(self.fun, h0, self.t, th_ode, **opts)[-1]
 
     def logits(self, theta, x, **options):
         """Logits; ``options`` override the solver options for this call (e.g. ``rtol``)."""
-        return self._dense(theta, "out", self.features(theta, x, **options))
+        return self.apply_part("out", theta, self.features(theta, x, **options))
 
     def describe(self):
         o = self.options
@@ -286,7 +276,7 @@ class RKNet(ODENet):
 
 
 #: The models of Table 1 by name.
-MODELS = {"mlp": MLP, "resnet": ResNet, "odenet": ODENet, "rknet": RKNet}
+MODELS = {"mlp": MLPClassifier, "resnet": ResNet, "odenet": ODENet, "rknet": RKNet}
 
 
 def build(name, n_in=64, n_out=10, width=32, **kwargs):
@@ -301,7 +291,19 @@ def build(name, n_in=64, n_out=10, width=32, **kwargs):
     if key == "mlp":
         if "hidden" not in kwargs:
             kwargs["hidden"] = mlp_hidden_for(ODENet(n_in, width, n_out).n_params, n_in, n_out)
-        return MLP(n_in, n_out=n_out, **kwargs)
+        return MLPClassifier(n_in, n_out=n_out, **kwargs)
     if key == "resnet":
         return ResNet(n_in, width, n_out, **kwargs)
     return MODELS[key](n_in, width, n_out, **kwargs)
+
+
+def __getattr__(name):
+    # ``MLP`` was the classifier's name before it was renamed to MLPClassifier
+    # (``nodekit.nn.MLP`` builds ODE dynamics)
+    if name == "MLP":
+        import warnings
+        warnings.warn("nodekit.models.MLP is deprecated; use nodekit.models.MLPClassifier "
+                      "(nodekit.nn.MLP builds ODE dynamics, not a classifier).",
+                      DeprecationWarning, stacklevel=2)
+        return MLPClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,8 +14,8 @@ architecture, compiled by Numba in nopython mode and cached on disk;
 """
 from .layers import (ACTIVATIONS, ELU, Dense, Elementwise, Layer, Power, ReLU, Sigmoid, Sin,
                      Softplus, Tanh, TimeDense, activation)
-from .model import INIT_SCHEMES, MLP, Sequential
+from .model import INIT_SCHEMES, MLP, Chain, Sequential
 
-__all__ = ["ACTIVATIONS", "Dense", "ELU", "Elementwise", "INIT_SCHEMES", "Layer", "MLP",
+__all__ = ["ACTIVATIONS", "Chain", "Dense", "ELU", "Elementwise", "INIT_SCHEMES", "Layer", "MLP",
            "Power", "ReLU", "Sequential", "Sigmoid", "Sin", "Softplus", "Tanh", "TimeDense",
            "activation"]

@@ -15,7 +15,6 @@ import math
 import autograd.numpy as anp
 import numpy as np
 
-
 #: Affine layers with at most this many outputs keep them in registers.
 _UNROLL = 4
 
@@ -383,14 +382,36 @@ def activation(name):
     return ACTIVATIONS[key]()
 
 
-def layer_from_spec(spec):
-    """Rebuild a layer from :meth:`Layer.spec`."""
-    spec = dict(spec)
-    kind = spec.pop("kind", None)
+def layer_from_spec(spec, where="spec"):
+    """Rebuild a layer from :meth:`Layer.spec`.
+
+    Parameters
+    ----------
+    spec : dict
+        ``{'kind': ..., **arguments}``.
+    where : str, default 'spec'
+        How to name ``spec`` in messages (e.g. ``"spec['layers'][2]"``).
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not a dict, names an unknown kind, or holds arguments
+        that kind does not take or values it rejects.
+    """
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ValueError(f"`{where}` must be a layer description (a dict with a 'kind'); "
+                         f"got {spec!r}.")
+    args = dict(spec)
+    kind = args.pop("kind", None)
     if kind not in _KINDS:
-        raise ValueError(f"Unknown layer kind {kind!r} in a model description; known kinds "
-                         f"are {sorted(_KINDS)}.")
-    return _KINDS[kind](**spec)
+        raise ValueError(f"Unknown layer kind {kind!r} in `{where}`; known kinds are "
+                         f"{sorted(_KINDS)}.")
+    cls = _KINDS[kind]
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`{where}` does not describe a valid {cls.__name__} layer "
+                         f"({spec!r}): {exc}") from None
 
 
 def _positive_int(n, name, owner):

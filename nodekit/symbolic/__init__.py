@@ -10,8 +10,25 @@ SymPy is imported here, never by ``import nodekit``.  The generated kernels
 import only ``math`` and ``numba``.
 """
 from .closed_form import ClosedForm, closed_form, closed_form_derivatives
-from .codegen import GENERATOR_VERSION, SymbolicODE, default_cache_dir, generate_source, module_path
+from .codegen import (
+                      GENERATOR_VERSION,
+                      PARTS,
+                      SymbolicODE,
+                      default_cache_dir,
+                      generate_source,
+                      module_path,
+)
 from .system import ODESystem
 
-__all__ = ["ODESystem", "SymbolicODE", "ClosedForm", "closed_form", "closed_form_derivatives",
-           "default_cache_dir", "module_path", "generate_source", "GENERATOR_VERSION"]
+__all__ = [
+                      "GENERATOR_VERSION",
+                      "PARTS",
+                      "ClosedForm",
+                      "ODESystem",
+                      "SymbolicODE",
+                      "closed_form",
+                      "closed_form_derivatives",
+                      "default_cache_dir",
+                      "generate_source",
+                      "module_path",
+]

@@ -166,7 +166,7 @@ def _linear(system, t0, initial, to_real):
     states = [to_real.get(s, s) for s in system.states]
     try:
         M, b = sp.linear_eq_to_matrix(rhs, states)
-    except Exception:  # NonlinearError
+    except Exception:  # noqa: BLE001 - NonlinearError
         return None
     t = to_real.get(system.t, system.t)
     if M.has(t) or b.has(t):

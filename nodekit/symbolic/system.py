@@ -1,5 +1,6 @@
 """``ODESystem``: an ODE right-hand side given as SymPy expressions, validated."""
 import numbers
+from functools import cached_property
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
@@ -173,6 +174,15 @@ class ODESystem:
     def from_strings(cls, rhs, params=(), t="t", *, name=None):
         """Build a system from strings.
 
+        The strings are parsed with a whitelist, never evaluated: they may
+        use numbers, the declared names (states, ``params``, ``t``),
+        ``+ - * / **``, the functions ``sin cos tan asin acos atan atan2 sinh
+        cosh tanh asinh acosh atanh exp log sqrt abs min max sign floor
+        ceiling Heaviside erf erfc`` and the constant ``pi``.  Every other
+        name is an error (``E`` is not Euler's number; write ``exp(1)``), and
+        so is every other construct (``^``: write ``**``).  A declared name
+        may be a Python keyword (``lambda``).
+
         Parameters
         ----------
         rhs : dict of str to str
@@ -193,8 +203,10 @@ class ODESystem:
         TypeError
             If ``rhs`` is not a dict of strings or a name is not a string.
         ValueError
-            If an expression cannot be parsed, or any check of
-            :class:`ODESystem` fails (e.g. an undeclared name).
+            If an expression cannot be parsed or uses anything outside the
+            whitelist (the message names the token; an undeclared name gets
+            the list of declared ones), a name is declared twice, or any
+            check of :class:`ODESystem` fails.
 
         Examples
         --------
@@ -203,7 +215,7 @@ class ODESystem:
         ...                        params=["a", "b", "c", "d"]).states
         (x, y)
         """
-        from sympy.parsing.sympy_parser import parse_expr
+        from .parse import parse_expression
         if not isinstance(rhs, dict):
             raise TypeError("`rhs` must be a dict {state name: expression string}; got "
                             f"{_describe(rhs)}.")
@@ -214,7 +226,14 @@ class ODESystem:
             for nm in names:
                 if not isinstance(nm, str) or not nm.isidentifier():
                     raise TypeError(f"{label} must be identifier strings; got {nm!r}.")
-        table = {nm: sp.Symbol(nm) for nm in [t] + list(rhs) + list(params)}
+        table = {}
+        for kind, names in (("the time `t`", [t]), ("a state", list(rhs)),
+                            ("a parameter", list(params))):
+            for nm in names:
+                if nm in table:
+                    raise ValueError(f"The name {nm!r} is declared twice (again as {kind}); "
+                                     "each state, parameter and the time need distinct names.")
+                table[nm] = sp.Symbol(nm)
         exprs = []
         for key, text in rhs.items():
             if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -222,11 +241,7 @@ class ODESystem:
             if not isinstance(text, str):
                 raise TypeError(f"`rhs[{key!r}]` must be an expression string; got "
                                 f"{_describe(text)}.")
-            try:
-                exprs.append(parse_expr(text, local_dict=dict(table)))
-            except Exception as exc:
-                raise ValueError(f"`rhs[{key!r}]` = {text!r} could not be parsed as a "
-                                 f"SymPy expression: {exc}") from exc
+            exprs.append(parse_expression(text, table, f"`rhs[{key!r}]`"))
         return cls(t=table[t], states=[table[k] for k in rhs],
                    params=[table[p] for p in params], rhs=exprs, name=name)
 
@@ -246,6 +261,14 @@ class ODESystem:
         """Whether the right-hand side does not depend on ``t``."""
         return not any(e.has(self.t) for e in self.rhs)
 
+    @cached_property
+    def srepr(self):
+        """The exact text of time, states, parameters and right-hand side
+        (``sympy.srepr``: names and assumptions included), as a dict."""
+        return {"t": sp.srepr(self.t), "states": [sp.srepr(s) for s in self.states],
+                "params": [sp.srepr(s) for s in self.params],
+                "rhs": [sp.srepr(e) for e in self.rhs]}
+
     def jacobian_y(self):
         """``df/dy`` as a SymPy matrix, shape (n, n)."""
         return sp.Matrix(self.rhs).jacobian(self.states)
@@ -255,45 +278,59 @@ class ODESystem:
         return sp.Matrix(self.rhs).jacobian(self.params) if self.params \
             else sp.zeros(len(self.rhs), 0)
 
-    def compile(self, cache_dir=None):
+    def compile(self, cache_dir=None, *, kernels="auto"):
         """Generate, cache and load compiled kernels for this system.
 
         Parameters
         ----------
         cache_dir : str or os.PathLike, optional
             Folder of generated modules (created if missing).  Default:
-            ``$NODEKIT_CACHE`` if set, else ``$XDG_CACHE_HOME/nodekit/symbolic``
-            (``~/.cache/nodekit/symbolic``).
+            ``$NODEKIT_CACHE/symbolic`` if ``NODEKIT_CACHE`` is set, else
+            ``$XDG_CACHE_HOME/nodekit/symbolic`` (``~/.cache/nodekit/symbolic``).
+        kernels : {'auto', 'straight', 'tape'}, default 'auto'
+            How the kernels are written.  ``'straight'``: straight-line
+            scalar code after common-subexpression elimination (fastest to
+            run; Numba's compile time grows with its length, about a second
+            per thousand operations).  ``'tape'``: the operations as data run
+            by one interpreter compiled once for all systems (compiles in
+            well under a second whatever the size; runs a few times slower).
+            ``'auto'``: a tape for kernels of more than
+            ``nodekit.symbolic.codegen.TAPE_THRESHOLD`` operations.
 
         Returns
         -------
         SymbolicODE
-            An ``nk.ODE`` with generated ``rhs`` and ``vjp`` kernels, and extra attributes
-            ``jac_y(t, y, theta, out)`` (``out`` shape (n, n)),
-            ``jac_theta(t, y, theta, out)`` (``out`` shape (n, p)), both
-            Numba-jitted; ``system`` (this ODESystem) and ``source_path``
-            (the generated module).
+            An ``nk.ODE`` with the generated ``rhs`` kernel, and ``vjp``,
+            ``jac_y(t, y, theta, out)`` (``out`` shape (n, n)) and
+            ``jac_theta(t, y, theta, out)`` (``out`` shape (n, p)) generated
+            on first access, all Numba-jitted; ``system`` (this ODESystem)
+            and ``source_path`` (the module of ``rhs``).
 
         Raises
         ------
         ValueError
             If an expression uses a function the code printer cannot write as
-            Numba-compatible Python (``math`` module) code.
+            Numba-compatible Python (``math`` module) code.  A derivative
+            that cannot be written raises when the ``vjp`` or a Jacobian is
+            first needed, not here.
         OSError
             If the cache folder cannot be created or written.
 
         Notes
         -----
-        The module is named by a hash of the expressions, the symbol names,
-        the generator version and the SymPy version: a changed system gets a
-        new module, and an unchanged one is imported without regenerating.
-        Its kernels are ``@numba.njit(cache=True)``, so a later process loads
-        the machine code from Numba's cache (``__pycache__`` in the cache
-        folder) instead of compiling again.  The file is written atomically.
-        Derivatives of ``Heaviside``/``sign`` (Dirac deltas) are taken as 0.
+        Each generated module is named by a hash of the expressions, the
+        symbol names, the part (``rhs``, ``vjp``, ``jac``), the generator
+        version and the SymPy version: a changed system gets new modules, and
+        an unchanged one is imported without regenerating.  The kernels are
+        ``@numba.njit(cache=True)``, so a later process loads the machine code
+        from Numba's cache (``__pycache__`` in the cache folder) instead of
+        compiling again.  Files are written atomically and verified by a
+        content hash when loaded.  The result pickles by this system, and
+        compiling is thread-safe.  Derivatives of ``Heaviside``/``sign``
+        (Dirac deltas) are taken as 0.
         """
         from .codegen import compile_system
-        return compile_system(self, cache_dir)
+        return compile_system(self, cache_dir, kernels)
 
     def __eq__(self, other):
         return (isinstance(other, ODESystem) and self.t == other.t

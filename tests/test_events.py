@@ -1,0 +1,165 @@
+"""Events in nk.solve (against SciPy) and differentiable event times (against
+closed forms and central differences)."""
+import autograd
+import autograd.numpy as anp
+import numba
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+import nodekit as nk
+from nodekit.validation.events import FLOOR, check_bounces, fall
+from nodekit.validation.kernels import lotka_volterra_rhs
+
+TIGHT = {"rtol": 1e-12, "atol": 1e-12}
+
+
+def pendulum(t, y, th):
+    return anp.array([y[1], -th[0] * anp.sin(y[0])])
+
+
+def angle(t, y, th):
+    return y[0]
+
+
+@numba.njit(cache=True)
+def prey_threshold(t, y, th):
+    return y[0] - 2.0
+
+
+def _scipy_events(fun, theta, span, y0, event, direction=0, terminal=False):
+    def ev(t, y):
+        return event(t, y, theta)
+    ev.direction, ev.terminal = direction, terminal
+    return solve_ivp(lambda t, y: fun(t, y, theta), span, y0, events=[ev], method="DOP853",
+                     rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("direction", [-1, 0, 1])
+@pytest.mark.parametrize("backwards", [False, True])
+def test_pendulum_crossings_match_scipy(direction, backwards):
+    t = np.linspace(0.0, 12.0, 7)
+    if backwards:
+        t = t[::-1]
+    ev = nk.Event(angle, direction=direction)
+    sol = nk.solve(pendulum, [1.0, 0.2], t, [1.3], events=ev, method="dop853", **TIGHT)
+    ref = _scipy_events(pendulum, [1.3], (t[0], t[-1]), [1.0, 0.2], angle, direction)
+    assert sol.success and sol.status == 0
+    assert sol.t_events[0].size == ref.t_events[0].size > 0
+    np.testing.assert_allclose(sol.t_events[0], ref.t_events[0], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(sol.y_events[0], ref.y_events[0], atol=1e-9)
+    np.testing.assert_allclose(sol.y_events[0][:, 0], 0.0, atol=1e-12)
+
+
+def test_compiled_threshold_matches_scipy_and_costs_no_evaluations():
+    lv = nk.ODE(lotka_volterra_rhs)
+    th = np.array([1.5, 1.0, 3.0, 1.0])
+    t = np.linspace(0.0, 15.0, 31)
+    plain = nk.solve(lv, [1.0, 1.0], t, th, **TIGHT)
+    sol = nk.solve(lv, [1.0, 1.0], t, th, events=[prey_threshold], **TIGHT)
+    ref = _scipy_events(lambda t, y, p: np.array([p[0] * y[0] - p[1] * y[0] * y[1],
+                                                  -p[2] * y[1] + p[3] * y[0] * y[1]]),
+                        th, (0.0, 15.0), [1.0, 1.0], lambda t, y, p: y[0] - 2.0)
+    np.testing.assert_allclose(sol.t_events[0], ref.t_events[0], atol=1e-10)
+    assert sol.nfev == plain.nfev and sol.nsteps == plain.nsteps
+    np.testing.assert_array_equal(sol.y, plain.y)
+    assert sol.dense is None  # kept only when asked for
+
+
+def test_terminal_event_stops_with_status_1_and_nan_rows():
+    t = np.linspace(0.0, 10.0, 11)
+    zero = nk.Event(angle, terminal=True)
+    sol = nk.solve(pendulum, [1.0, 0.0], t, [1.0], events=zero, **TIGHT)
+    assert sol.status == 1 and sol.success
+    assert "angle" in sol.message and "t=1.67499" in sol.message
+    assert sol.t_reached == pytest.approx(1.674993916, abs=1e-8)
+    assert np.all(np.isfinite(sol.y[:2])) and np.all(np.isnan(sol.y[2:]))
+    two = nk.solve(pendulum, [1.0, 0.0], t, [1.0], events=nk.Event(angle, terminal=2),
+                   **TIGHT)
+    assert two.t_events[0].size == 2 and two.t_reached == pytest.approx(5.02498175, 1e-8)
+
+
+def test_scipy_style_attributes_and_several_events():
+    def up(t, y, th):
+        return y[1]
+    up.direction = 1
+
+    def down(t, y, th):
+        return y[0] - 0.5
+    down.terminal = True
+    sol = nk.solve(pendulum, [1.0, 0.0], np.linspace(0, 20, 3), [1.0], events=[up, down],
+                   **TIGHT)
+    assert sol.status == 1 and sol.t_events[1].size == 1
+    assert np.all(sol.t_events[0] < sol.t_events[1][0])
+
+
+def test_zero_at_initial_time_is_not_reported():
+    sol = nk.solve(pendulum, [0.0, 1.0], np.linspace(0, 5, 4), [1.0],
+                   events=nk.Event(angle, terminal=True), **TIGHT)
+    assert sol.t_events[0].size == 1 and sol.t_events[0][0] > 3.0
+
+
+def test_fixed_step_and_batched_states():
+    def batch_angle(t, y, th):
+        return y[1, 0]  # the second pendulum of the batch
+
+    def batch(t, y, th):
+        return anp.stack([y[:, 1], -th[0] * anp.sin(y[:, 0])], axis=1)
+    y0 = np.array([[1.0, 0.0], [0.5, 0.0]])
+    sol = nk.solve(batch, y0, np.linspace(0, 4, 5), [1.0], events=batch_angle,
+                   method="rk4", step_size=4e-3)
+    ref = _scipy_events(pendulum, [1.0], (0, 4), [0.5, 0.0], angle)
+    np.testing.assert_allclose(sol.t_events[0], ref.t_events[0], atol=1e-8)
+    assert sol.y_events[0].shape == (ref.t_events[0].size, 2, 2)
+
+
+def test_bad_events_are_named():
+    with pytest.raises(ValueError, match="`direction` of event"):
+        nk.Event(angle, direction=2)
+    with pytest.raises(ValueError, match="`terminal` of event"):
+        nk.Event(angle, terminal=-1)
+    with pytest.raises(TypeError, match="`events` must be"):
+        nk.solve(pendulum, [1.0, 0.0], [0, 1], [1.0], events=[3.0])
+
+
+# ---------------------------------------------------------------------------
+# Differentiable event times
+# ---------------------------------------------------------------------------
+def test_bouncing_ball_times_and_gradients_match_sympy():
+    err_times, err_derivatives = check_bounces((10.0, 1.5, 9.8, 0.8), k=3)
+    assert err_times < 1e-8 and err_derivatives < 1e-8
+
+
+def test_odeint_event_gradient_matches_central_differences():
+    th = np.array([1.3])
+
+    def t_cross(y0, t0, th):
+        return nk.odeint_event(pendulum, y0, t0, th, nk.Event(angle, direction=-1),
+                               t_max=20.0, rtol=1e-10, atol=1e-10)[0]
+    y0, t0 = np.array([1.0, 0.3]), 0.25
+    g = autograd.grad(t_cross, (0, 1, 2))(y0, t0, th)
+    eps = 1e-6
+    fd_y0 = [(t_cross(y0 + eps * d, t0, th) - t_cross(y0 - eps * d, t0, th)) / (2 * eps)
+             for d in np.eye(2)]
+    fd_t0 = (t_cross(y0, t0 + eps, th) - t_cross(y0, t0 - eps, th)) / (2 * eps)
+    fd_th = (t_cross(y0, t0, th + eps) - t_cross(y0, t0, th - eps)) / (2 * eps)
+    np.testing.assert_allclose(g[0], fd_y0, rtol=1e-5)
+    assert g[1] == pytest.approx(fd_t0, rel=1e-5)
+    np.testing.assert_allclose(g[2], [fd_th], rtol=1e-5)
+
+
+def test_grazing_event_raises_instead_of_a_huge_gradient():
+    # y' = 1 chases the line g = y - c t with c = 1 + 1e-9: the two cross at
+    # t = 1 with a relative speed of 1e-9 (nearly tangent)
+    climb = lambda t, y, p: anp.ones_like(y)  # noqa: E731
+    line = nk.Event(lambda t, y, p: y[0] - (1.0 + 1e-9) * t, name="line")
+    t_ev = lambda y0: nk.odeint_event(climb, y0, 0.0, None, line, t_max=5.0,  # noqa: E731
+                                      rtol=1e-12, atol=1e-14)[0]
+    assert t_ev(np.array([1e-9])) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(nk.GradientError, match="grazes the event line"):
+        autograd.grad(t_ev)(np.array([1e-9]))
+
+
+def test_no_event_before_t_max_is_an_error():
+    with pytest.raises(nk.NoEventError, match="no root between"):
+        nk.odeint_event(fall, [10.0, 0.0], 0.0, [9.8], FLOOR, t_max=0.5)

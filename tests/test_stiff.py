@@ -1,0 +1,213 @@
+"""Stiff problems: the Rosenbrock tableau (order conditions over rooted trees)
+and nk.solve(method='rodas5') against SciPy's Radau and closed forms."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import nodekit as nk
+from nodekit.tableaux.rosenbrock import (RODAS5, ROSENBROCK_METHODS, RosenbrockTableau,
+                                         rosenbrock_order_residuals)
+from tests.problems import LINEAR, linear_py
+from nodekit.validation.kernels import van_der_pol_rhs
+from nodekit.validation.stiff_kernels import (ROBERTSON_REF, ROBERTSON_T, ROBERTSON_THETA,
+                                      ROBERTSON_Y0, VDP_MU, VDP_REF, VDP_T, VDP_Y0,
+                                      robertson_jac, robertson_rhs, van_der_pol_jac)
+
+ROBERTSON = nk.ODE(robertson_rhs)
+
+
+def _worst(res, order):
+    return max(abs(float(r)) for _, k, r in res if k == order)
+
+
+# ---------------------------------------------------------------------------
+# the tableau
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["rodas4", "rodas5"])
+def test_rosenbrock_order_conditions(name):
+    t = ROSENBROCK_METHODS[name]
+    p, q, r = t.order, t.error_order, t.dense_order
+    res = rosenbrock_order_residuals(t, p + 1)
+    assert max(_worst(res, k) for k in range(1, p + 1)) < 1e-13   # order p ...
+    assert _worst(res, p + 1) > 1e-4                               # ... and not p + 1
+    emb = rosenbrock_order_residuals(t, q + 1, which="b_hat")
+    assert max(_worst(emb, k) for k in range(1, q + 1)) < 1e-13    # embedded order
+    assert _worst(emb, q + 1) > 1e-4
+    for theta in ("1/4", "1/2", "4/5", "1"):
+        dense = rosenbrock_order_residuals(t, r + 1, which="dense", theta=theta)
+        assert max(_worst(dense, k) for k in range(1, r + 1)) < 1e-12, theta
+    assert _worst(rosenbrock_order_residuals(t, r + 1, "dense", "1/2"), r + 1) > 1e-4
+    assert (p, q, r) == {"rodas4": (4, 3, 3), "rodas5": (5, 4, 4)}[name]
+
+
+def test_rodas5_structure():
+    t = RODAS5
+    assert ROSENBROCK_METHODS["rodas5"] is t and set(nk.STIFF_METHODS) == {"rodas4", "rodas5"}
+    assert (t.order, t.error_order, t.dense_order, t.n_stages) == (5, 4, 4, 8)
+    assert all(t.Gamma[i][i] == Fraction("0.19") for i in range(8))
+    # stiffly accurate: y_new is the last stage's argument plus its own increment
+    np.testing.assert_array_equal(t.A[7, :7], t.M[:7])
+    np.testing.assert_allclose(t.P.sum(axis=1), t.M, rtol=0, atol=1e-12)
+    assert abs(sum(t.b) - 1) < 1e-14 and "Di Marzo" in t.references
+
+
+def test_inconsistent_rosenbrock_tableau():
+    kw = dict(name="bad", order=1, error_order=1, dense_order=1, references="",
+              gamma=1, a=((),), C=((),), m=(1,), e=(1,), c=(0,), d=(1,))
+    assert RosenbrockTableau(**kw).b == (1,)         # linearly implicit Euler
+    with pytest.raises(ValueError, match=r"inconsistent Rosenbrock tableau 'bad': d\[0\]"):
+        RosenbrockTableau(**dict(kw, d=(2,)))
+    with pytest.raises(ValueError, match="gamma"):
+        RosenbrockTableau(**dict(kw, gamma=0, d=(0,)))
+
+
+# ---------------------------------------------------------------------------
+# solving
+# ---------------------------------------------------------------------------
+def _stiff_linear():
+    # eigenvalues -1 and -1e4 (and a rotation): explicit methods need ~1e4 steps
+    M = np.array([[-1.0, 0.5], [0.0, -1e4]])
+    y0 = np.array([1.0, 1.0])
+    ts = np.linspace(0.0, 2.0, 9)
+    from scipy.linalg import expm
+    exact = np.array([expm(M * t) @ y0 for t in ts])
+    return M, y0, ts, exact
+
+
+@pytest.mark.parametrize("rtol", [1e-5, 1e-8])
+def test_stiff_linear_against_expm(rtol):
+    M, y0, ts, exact = _stiff_linear()
+    sol = nk.solve(LINEAR, y0, ts, M.ravel(), method="rodas5", rtol=rtol, atol=rtol * 1e-3)
+    assert sol.success and sol.method == "rodas5"
+    assert np.max(np.abs(sol.y - exact)) < 10 * rtol
+    assert sol.naccept < 200 and sol.njev == sol.naccept and sol.nlu == sol.nsteps
+    # the interpreted loop (Python right-hand side) runs the same steps
+    py = nk.solve(linear_py, y0, ts, M.ravel(), method="rodas5", rtol=rtol,
+                  atol=rtol * 1e-3)
+    assert py.naccept == sol.naccept
+    np.testing.assert_allclose(py.y, sol.y, rtol=1e-9, atol=1e-12)
+
+
+def test_dense_output_of_rodas5():
+    M, y0, ts, exact = _stiff_linear()
+    sol = nk.solve(LINEAR, y0, [0.0, 2.0], M.ravel(), method="rodas5", rtol=1e-8,
+                   atol=1e-11, dense=True)
+    from scipy.linalg import expm
+    tq = np.linspace(0.001, 2.0, 37)
+    want = np.array([expm(M * t) @ y0 for t in tq])
+    assert np.max(np.abs(sol(tq) - want)) < 1e-7
+
+
+@pytest.mark.parametrize("method", ["rodas4", "rodas5"])
+def test_robertson_against_radau(method):
+    ts, ref = ROBERTSON_T, ROBERTSON_REF
+    for rtol in (1e-6, 1e-9):
+        sol = nk.solve(ROBERTSON, ROBERTSON_Y0, ts, ROBERTSON_THETA, method=method,
+                       rtol=rtol, atol=1e-4 * rtol)
+        assert sol.success
+        err = np.max(np.abs(sol.y - ref) / (1e-4 * rtol + np.abs(ref)))
+        assert err < 20 * rtol, (method, rtol, err)
+        assert np.allclose(sol.y.sum(axis=1), 1.0, atol=1e-12)   # mass is conserved
+    assert sol.naccept < {"rodas4": 1500, "rodas5": 600}[method]
+
+
+def _with_jac(rhs, jac):
+    """``nk.ODE(rhs, jac=jac)``; on an ``nk.ODE`` without that argument, the
+    attribute it would set."""
+    try:
+        return nk.ODE(rhs, jac=jac)
+    except TypeError:
+        ode = nk.ODE(rhs)
+        ode.jac = jac
+        return ode
+
+
+def test_analytic_jacobian_is_used():
+    # the Jacobian kernel is called instead of difference quotients
+    ode = _with_jac(robertson_rhs, robertson_jac)
+    fd = nk.solve(ROBERTSON, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    an = nk.solve(ode, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    assert an.success and an.njev == an.naccept
+    assert an.nfev == fd.nfev - 3 * fd.njev          # 3 evaluations a Jacobian saved
+    np.testing.assert_allclose(an.y, ROBERTSON_REF, rtol=1e-4, atol=1e-9)
+
+
+def test_symbolic_systems_bring_their_jacobian(tmp_path):
+    from nodekit.symbolic import ODESystem
+    system = ODESystem.from_strings(
+        {"a": "-k1*a + k3*b*c", "b": "k1*a - k3*b*c - k2*b**2", "c": "k2*b**2"},
+        params=["k1", "k2", "k3"], name="robertson")
+    ode = system.compile(cache_dir=str(tmp_path))
+    sol = nk.solve(ode, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    fd = nk.solve(ROBERTSON, ROBERTSON_Y0, ROBERTSON_T, ROBERTSON_THETA, method="rodas5")
+    assert sol.success and sol.nfev == fd.nfev - 3 * fd.njev   # jac_y, no differences
+    np.testing.assert_allclose(sol.y, ROBERTSON_REF, rtol=1e-4, atol=1e-9)
+
+
+def test_van_der_pol_mu_1000_against_radau():
+    ode = _with_jac(van_der_pol_rhs, van_der_pol_jac)
+    sol = nk.solve(ode, VDP_Y0, VDP_T, VDP_MU, method="rodas5", rtol=1e-8, atol=1e-10)
+    assert sol.success
+    err = np.max(np.abs(sol.y - VDP_REF))
+    assert err < 1e-4, err
+
+
+def test_rodas5_options_and_failures():
+    M, y0, ts, _ = _stiff_linear()
+    with pytest.raises(ValueError, match="step_size"):
+        nk.solve(LINEAR, y0, ts, M.ravel(), method="rodas5", step_size=0.1)
+    sol = nk.solve(LINEAR, y0, ts, M.ravel(), method="RODAS5", max_steps=3)
+    assert sol.status == -3 and "max_steps" in sol.message
+
+
+def test_gradients_through_rodas5_are_refused_clearly():
+    M, y0, ts, _ = _stiff_linear()
+    with pytest.raises(ValueError, match="stiff .*not\\s+implemented|not implemented"):
+        nk.odeint(LINEAR, y0, ts, M.ravel(), method="rodas5")
+
+
+def test_plain_numpy_fun_falls_back_to_differences():
+    # autograd cannot trace np.array([...]): the loop takes difference quotients
+    # instead of a zero Jacobian (which made rodas5 crawl: 60000 steps)
+    def f(t, y, k):
+        return np.array([-k[0] * y[0] + k[2] * y[1] * y[2],
+                         k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
+                         k[1] * y[1] ** 2])
+
+    sol = nk.solve(f, ROBERTSON_Y0, ROBERTSON_T[:3], ROBERTSON_THETA, method="rodas5")
+    assert sol.success and sol.naccept < 100
+    np.testing.assert_allclose(sol.y, ROBERTSON_REF[:3], rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["hires", "orego"])
+def test_test_set_problems_against_published_references(name):
+    from validation import stiff_kernels as sk
+    rhs, y0, t1, ref = {"hires": (sk.hires_rhs, sk.HIRES_Y0, sk.HIRES_T1, sk.HIRES_REF),
+                        "orego": (sk.orego_rhs, sk.OREGO_Y0, sk.OREGO_T1,
+                                  sk.OREGO_REF)}[name]
+    sol = nk.solve(nk.ODE(rhs), y0, [0.0, t1], np.zeros(1), method="rodas5",
+                   rtol=1e-8, atol=1e-12)
+    assert sol.success
+    err = np.max(np.abs(sol.y[-1] - ref) / (1e-12 + np.abs(ref)))
+    assert err < 10 * 1e-8, err     # measured: HIRES 1.4e-9, OREGO 2.4e-9
+
+
+def test_backward_in_time_and_non_autonomous():
+    # backwards: a decaying rotation from t = 2 to 0 against the matrix exponential
+    from scipy.linalg import expm
+    M = np.array([[-0.5, 1.0], [-1.0, -0.5]])
+    y2 = np.array([1.0, 0.3])
+    ts = np.linspace(2.0, 0.0, 5)
+    sol = nk.solve(LINEAR, y2, ts, M.ravel(), method="rodas5", rtol=1e-9, atol=1e-12,
+                   dense=True)
+    want = np.array([expm(M * (t - 2.0)) @ y2 for t in ts])
+    assert sol.success and np.max(np.abs(sol.y - want)) < 1e-8
+    assert np.max(np.abs(sol(0.7) - expm(M * -1.3) @ y2)) < 1e-8
+    # non-autonomous and stiff (the df/dt term of the stages): y = cos t
+    from validation.stiff_kernels import prothero_robinson_rhs
+    ts = np.linspace(0.0, 3.0, 7)
+    for method in ("rodas4", "rodas5"):
+        sol = nk.solve(nk.ODE(prothero_robinson_rhs), [1.0], ts, [1e4], method=method,
+                       rtol=1e-8, atol=1e-10)
+        assert sol.success and np.max(np.abs(sol.y[:, 0] - np.cos(ts))) < 1e-7, method
