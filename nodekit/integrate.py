@@ -29,10 +29,16 @@ STATUS_MESSAGES = {
         "`max_steps`, loosen rtol/atol, or check whether the problem is stiff (many "
         "rejected steps with small step sizes)."),
     _kernels.FAILED_KERNEL: (
-        "The {kernel} raised {error} at t={t:.6g} ({nsteps} steps, {nfev} "
-        "evaluations); the solve stopped there. Fix the kernel, or call it on the "
-        "state reported here (`fault_state` of the result) to reproduce the error."),
+        "A compiled kernel raised an exception near t={t:.6g} ({nsteps} steps, "
+        "{nfev} evaluations); the solve stopped there. Solve this case alone with "
+        "nk.solve to see the kernel and the exception."),
 }
+
+#: The message of a kernel fault when the kernel and its exception are known.
+KERNEL_FAULT_MESSAGE = (
+    "The {kernel} raised {error} at t={t:.6g} ({nsteps} steps, {nfev} evaluations); "
+    "the solve stopped there. Fix the kernel, or call it on that time and state "
+    "to reproduce the error.")
 
 #: Added to a non-finite failure at fixed steps, where no error control
 #: guards stability.
@@ -186,8 +192,6 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     y0 = _checks.check_y0(y0)
     ts = _checks.check_t(t)
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
-    if compiled:
-        fun.check_sizes(y0, theta)
     rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
     atol_a = _checks.check_tol(atol, "atol", y0.shape)
     _checks.check_positive(max_step, "max_step")
@@ -308,7 +312,7 @@ def kernel_fault_message(system, fault, nsteps, nfev):
     state = np.ascontiguousarray(fault[2:])
     kernel = _kernel_names((system,)).get(code, "compiled kernel")
     error = _replay(_kernels.evaluate, (system, t, state, np.empty_like(state)))
-    return STATUS_MESSAGES[_kernels.FAILED_KERNEL].format(
+    return KERNEL_FAULT_MESSAGE.format(
         kernel=kernel, error=error or "an exception (which did not recur when re-run)",
         t=t, nsteps=nsteps, nfev=nfev)
 
@@ -330,8 +334,7 @@ def replay_fault_message(fn_py, args, what):
     names = _kernel_names(args)
     kernel = " or ".join(sorted(names.values())) or "compiled kernel"
     error = _replay(fn_py, args) or "an exception (which did not recur when re-run)"
-    return (f"The {kernel} raised {error} during {what}. Fix the kernel; "
-            "nk.check_ode(ode, y0, theta) compares it with finite differences.")
+    return f"The {kernel} raised {error} during {what}. Fix the kernel."
 
 
 _ENTRY = {}

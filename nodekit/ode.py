@@ -324,12 +324,6 @@ class ODE:
         self.__dict__.update(state)
         self._checked = set()
 
-    def check_sizes(self, y0, theta):
-        """Called by ``nk.solve`` and ``nk.odeint`` with the validated ``y0`` and
-        flat ``theta`` before any kernel runs; raises a ValueError if their
-        sizes cannot be the kernels'.  Does nothing here (a plain ``nk.ODE``
-        does not know its sizes); ODEs that know them override it."""
-
     def __repr__(self):
         return f"nk.ODE({self.name}, vjp={'yes' if self.vjp is not None else 'no'})"
 
