@@ -13,7 +13,7 @@ The peer runs in a separate Python with torch and torchdiffeq
 that interpreter is not given or cannot import them.  Both sides are timed
 single-threaded (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``).
 
-Run: ``python -m benchmarks.latent [--quick] [--peer-python PATH] [--peer-adjoint]``.
+Run: ``python -m nodekit.benchmarks.latent [--quick] [--peer-python PATH] [--peer-adjoint]``.
 """
 import argparse
 import json
@@ -24,10 +24,7 @@ import tempfile
 
 import numpy as np
 
-if __package__ in (None, ""):  # python benchmarks/latent.py
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from benchmarks._timing import median_time, table
+from ._timing import median_time, table
 
 RTOL, ATOL = 1e-7, 1e-9
 NOISE = 0.3

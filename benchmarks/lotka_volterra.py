@@ -1,7 +1,7 @@
 """Lotka-Volterra forward solve: nodekit against SciPy, a hand-written Numba
 loop, and (when importable) diffrax and torchdiffeq, all in this run.
 
-Setting of ``shared/peers``: dx = a x - b x y, dy = -c y + d x y with
+The peers' reference setting: dx = a x - b x y, dy = -c y + d x y with
 (a, b, c, d) = (1.5, 1, 3, 1), y0 = (1, 1), 200 outputs on [0, 20],
 Dormand-Prince 5(4), rtol 1e-8, atol 1e-10.
 

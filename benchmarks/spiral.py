@@ -7,7 +7,7 @@ rtol 1e-7, atol 1e-9) of the MLP ``Linear(2, 50) - tanh - Linear(50, 2)`` on
 step.  Every method runs the same 12 batches drawn from the true spiral from
 the same initial weights, updating its parameters, and starts again from the
 initial weights after the 12th: all timings are "early in training", as in
-``shared/peers/peers_spiral.py`` (the NFE grows as training goes on).
+the peers' reference measurement (the NFE grows as training goes on).
 
 Run: ``python -m nodekit.benchmarks.spiral [--quick]``.
 """
@@ -25,7 +25,7 @@ T = np.linspace(0.0, 25.0, 1000)
 RTOL, ATOL = 1e-7, 1e-9
 N_BATCHES = 12
 
-#: Published peer numbers (shared/peers/README.md, ms per iteration), for reference.
+#: The peers' published reference numbers (ms per iteration, a similar 2-core machine).
 PUBLISHED_MS = {"diffrax RecursiveCheckpointAdjoint (jitted step)": 1.9,
                 "diffrax BacksolveAdjoint (jitted step)": 4.1,
                 "torchdiffeq backprop through the solver": 16.6,

@@ -122,7 +122,8 @@ import json, resource, sys, gc
 import numpy as np, autograd
 from nodekit.examples.digits import make_model
 from nodekit.datasets import load_digits
-name, bs, tol, seed, thetas = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+name, bs, tol, seed, thetas = sys.argv[1:6]
+bs, tol, seed = int(bs), float(tol), int(seed)
 m = make_model(name, rtol=tol, atol=tol)
 th = m.init(seed)
 if thetas != "-":
@@ -200,7 +201,8 @@ def main(iters=None, out="out/digits", seed=0, epochs=EPOCHS, progress=True,
     data = load_digits(seed=seed)
     if progress:
         print(f"{data}; batch {BATCH_SIZE}, Adam lr {LR:g} -> {LR_FINAL:g}, "
-              f"weight decay {WEIGHT_DECAY:g}, {'%d iterations' % iters if iters else '%d epochs' % epochs}", flush=True)
+              f"weight decay {WEIGHT_DECAY:g}, "
+              f"{'%d iterations' % iters if iters else '%d epochs' % epochs}", flush=True)
     results = {}
     for name in models:
         results[name] = train(name, data, epochs=epochs, iters=iters, seed=seed,
@@ -213,7 +215,8 @@ def main(iters=None, out="out/digits", seed=0, epochs=EPOCHS, progress=True,
         # the whole classifier's theta (input layer, ODE block, output layer); the
         # dynamics' description alone would not match it, so no `model=`
         save(os.path.join(out, "odenet.npz"), r["theta"],
-             dynamics_spec=np.array(json.dumps(m.dynamics.spec())), nfe_forward=r["nfe_forward"], nfe_backward=r["nfe_backward"], loss=r["loss"],
+             dynamics_spec=np.array(json.dumps(m.dynamics.spec())),
+             nfe_forward=r["nfe_forward"], nfe_backward=r["nfe_backward"], loss=r["loss"],
              width=np.array(WIDTH), rtol=np.array(RTOL), atol=np.array(ATOL),
              seed=np.array(seed))
     mem = {}

@@ -88,6 +88,7 @@ def _plots(out, rows, nfe_f_hist, nfe_b_hist, steps_per_epoch):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
     tol = np.array([r["tol"] for r in rows])
     nf = np.array([r["nfe_forward"] for r in rows])
     nb = np.array([r["nfe_backward"] for r in rows])
@@ -109,6 +110,9 @@ def _plots(out, rows, nfe_f_hist, nfe_b_hist, steps_per_epoch):
         ax.set_ylabel("max abs error vs tight solve")
         ax.legend()
         ax.set_title("(a) error vs NFE-F")
+        # label a few minor ticks only (all of them overlap on a short log range)
+        ax.xaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if round(v) in (20, 50, 200, 500) else ""))
 
     def panel_b(ax):
         ax.plot(nf, 1e3 * sec, "o-")

@@ -15,7 +15,7 @@ fed time gaps, predicting the next point; extrapolates by feeding back its
 predictions).  Same optimiser (Adam, lr 0.01 as torchdiffeq's example), same
 iterations, same minibatches of spirals.
 
-Run: ``python examples/latent_ode.py [--obs 30,50,100] [--iters N] [--out DIR]
+Run: ``python -m nodekit.examples.latent_ode [--obs 30,50,100] [--iters N] [--out DIR]
 [--seed S] [--quick] [--no-progress]`` (or ``nodekit demo latent ...``).
 Writes ``metrics.json`` and PNGs to ``--out`` (default ``out/latent``).
 """

@@ -37,6 +37,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'nodekit' has no attribute {name!r}")
 
 __all__ = ["ODE", "METHODS", "STIFF_METHODS", "ButcherTableau", "GradientError", "PIController",
-           "EnsembleSolution", "Event", "NoEventError", "odeint_event", "Solution", "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble", "__version__"]
+           "EnsembleSolution", "Event", "NoEventError", "odeint_event", "Solution",
+           "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble",
+           "__version__"]
 __all__ += ["NodekitWarning", "AccuracyWarning", "AdjointDriftWarning",
             "UntracedFunctionWarning"]

@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from . import _scipy_compat
 from ._kernels import all_finite, strictly_monotone
 
 
@@ -76,24 +77,42 @@ def check_t(t):
     return a
 
 
-def check_tol(tol, name, n_shape):
+def check_tol(tol, name, n_shape, y0=None):
     """``rtol``/``atol``: positive scalars or arrays broadcastable to the state."""
     if isinstance(tol, float) and math.isfinite(tol) and tol > 0 and (
             name != "rtol" or tol >= 100 * 2.220446049250313e-16):
         return np.full(math.prod(n_shape), tol)
     a = as_float_array(tol, name)
-    if not np.all(np.isfinite(a)) or not np.all(a > 0):
+    if name == "atol" and np.all(np.isfinite(a)) and np.all(a >= 0):
+        # atol = 0 is a pure relative test, as in SciPy (rtol is always positive);
+        # the smallest normal float keeps the error scale of a nonzero state nonzero
+        a = np.maximum(a, np.finfo(float).tiny)
+    elif not np.all(np.isfinite(a)) or not np.all(a > 0):
         raise ValueError(f"`{name}` must be positive and finite; got {name}={_describe(tol)}.")
     try:
         b = np.broadcast_to(a, n_shape)
     except ValueError:
         raise ValueError(f"`{name}` must be a scalar or have a shape that broadcasts to "
                          f"y0.shape={n_shape}; got shape {a.shape}.") from None
+    if name == "atol" and y0 is not None and np.any((b == np.finfo(float).tiny) & (y0 == 0)):
+        raise ValueError("`atol`=0 is a pure relative test, undefined for a state that "
+                         "starts at exactly 0 (y0 has zeros): give atol > 0.")
     if name == "rtol" and np.any(b < 100 * np.finfo(float).eps):
         raise ValueError(f"`rtol` must be at least 100 * machine epsilon "
                          f"({100 * np.finfo(float).eps:.3g}) for float64; got "
                          f"{float(b.min())!r}.")
     return np.ascontiguousarray(b.ravel(), dtype=np.float64)
+
+
+def backward_atol_needed(gradient):
+    """The backward atol after a forward ``atol=0`` (pure relative test): none
+    is needed by the discrete gradient; the continuous ones must be given one."""
+    if gradient == "discrete":
+        return 1.0  # unused by the discrete gradient
+    raise ValueError(
+        f"`atol`=0 is a pure relative test, which the backward pass of gradient="
+        f"{gradient!r} cannot use (its parameter gradients start at 0): pass "
+        "`adjoint_atol` (e.g. 1e-3 * rtol), or use gradient='discrete'.")
 
 
 INT64_MAX = 2 ** 63 - 1
@@ -136,4 +155,5 @@ def check_options(options, allowed, where):
     if unknown:
         raise TypeError(f"{where}() got unexpected keyword argument(s) "
                         f"{', '.join(map(repr, unknown))}; valid options are "
-                        f"{', '.join(map(repr, sorted(allowed)))}.")
+                        f"{', '.join(map(repr, sorted(allowed)))}."
+                        + _scipy_compat.option_hints(unknown))

@@ -12,9 +12,9 @@ METHOD_ALIASES = {"rk45": "dopri5", "rk23": "bosh3", "dop853": "dop853"}
 
 #: SciPy methods without a nodekit equivalent (implicit, for stiff problems).
 NO_EQUIVALENT = {
-    "radau": "an implicit Runge-Kutta method for stiff problems",
-    "bdf": "an implicit multistep method for stiff problems",
-    "lsoda": "a switching stiff/non-stiff multistep method",
+    "radau": "implicit Runge-Kutta method for stiff problems",
+    "bdf": "implicit multistep method for stiff problems",
+    "lsoda": "switching stiff/non-stiff multistep method",
 }
 
 #: ``solve_ivp`` options that nodekit spells differently, with what to write.
@@ -56,10 +56,9 @@ def method_alias(method):
     key = method.strip().lower()
     if key in NO_EQUIVALENT:
         raise ValueError(
-            f"`method`={method!r} is SciPy's {NO_EQUIVALENT[key]}; nodekit has explicit "
-            "methods only (see nk.METHODS). For a stiff problem use "
-            f"scipy.integrate.solve_ivp(method={method!r}); otherwise try 'dopri5' "
-            "(SciPy's 'RK45') or 'dop853'.")
+            f"`method`={method!r} is SciPy's {NO_EQUIVALENT[key]}, which nodekit does "
+            "not have. For a stiff problem nk.solve has the Rosenbrock methods 'rodas4' "
+            "and 'rodas5'; otherwise try 'dopri5' (SciPy's 'RK45') or 'dop853'.")
     return METHOD_ALIASES.get(key, method)
 
 

@@ -193,7 +193,7 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     ts = _checks.check_t(t)
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
     rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
-    atol_a = _checks.check_tol(atol, "atol", y0.shape)
+    atol_a = _checks.check_tol(atol, "atol", y0.shape, y0)
     _checks.check_positive(max_step, "max_step")
     _checks.check_resolved_step(max_step, "max_step", ts)
     _checks.check_positive(max_steps, "max_steps", integer=True)

@@ -25,7 +25,8 @@ _ODEINT_OPTIONS = ("method", "rtol", "atol", "gradient", "adjoint_method", "adjo
 class ForwardRecord:
     """What the backward pass needs from a forward solve."""
 
-    def __init__(self, fun, ts, ys, theta, shape, strategy, dense, adjoint_options, stats):
+    def __init__(self, fun, ts, ys, theta, shape, strategy, dense, adjoint_options, stats,
+                 naccept):
         self.fun = fun
         self.compiled = isinstance(fun, ODE)
         self.ts = ts
@@ -38,6 +39,8 @@ class ForwardRecord:
         self.dense = dense
         self.adjoint_options = adjoint_options
         self.stats = stats
+        #: the mean accepted forward step: the backward solve's first step
+        self.mean_step = abs(ts[-1] - ts[0]) / max(naccept, 1)
 
 
 class _RecordSlot:
@@ -67,7 +70,7 @@ def _odeint(y0, t, theta, config):
                  naccept_forward=info["naccept"], nreject_forward=info["nreject"])
     if slot is not None:
         slot.record = ForwardRecord(fun, info["t"], out, theta_user, info["shape"], strategy,
-                                    dense, opts["adjoint"], stats)
+                                    dense, opts["adjoint"], stats, info["naccept"])
     return out.reshape((info["t"].size,) + info["shape"])
 
 
@@ -123,8 +126,9 @@ def odeint(fun, y0, t, theta=None, **options):
         ``'adjoint'``: memory independent of the number of steps, but ``y``
         is integrated backwards, which drifts on dissipative or chaotic
         problems: ``stats['drift']`` reports it, and a drift above 1000 times
-        the backward tolerance emits :class:`nodekit.AdjointDriftWarning`.  ``'interpolated'``: reads ``y``
-        from the forward dense output (memory grows with the steps).
+        the backward tolerance emits :class:`nodekit.AdjointDriftWarning`.
+        ``'interpolated'``: reads ``y`` from the forward dense output (memory
+        grows with the steps).
         ``'discrete'``: the exact gradient of the discrete forward computation.
     adjoint_method, adjoint_rtol, adjoint_atol : optional
         Method and tolerances of the backward solve (default: the forward's).
@@ -207,7 +211,8 @@ def odeint(fun, y0, t, theta=None, **options):
     adj = dict(
         tableau=adjoint_tableau,
         rtol=_scalar_tol(options.get("adjoint_rtol"), rtol, "adjoint_rtol"),
-        atol=_scalar_tol(options.get("adjoint_atol"), atol, "adjoint_atol"),
+        atol=_scalar_tol(options.get("adjoint_atol"), atol, "adjoint_atol")
+        or _checks.backward_atol_needed(gradient.name),
         seminorm=bool(options.get("seminorm", False)),
         max_steps=_checks.check_positive(max_steps, "max_steps", integer=True),
         max_step=options.get("max_step", np.inf), controller=controller,

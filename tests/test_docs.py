@@ -70,3 +70,10 @@ def test_setup_cfg_lists_every_package():
     mapped = dict(line.split(" = ") for line in
                   cfg["options"]["package_dir"].strip().splitlines())
     assert mapped == {f"nodekit.{n}": n for n in ("examples", "validation", "benchmarks")}
+
+
+def test_every_docs_page_is_in_the_site_index():
+    index = (ROOT / "docs" / "index.md").read_text()
+    listed = set(re.findall(r"^([\w./-]+)$", index, flags=re.M))
+    pages = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"index"}
+    assert not pages - listed, f"add to a toctree of docs/index.md: {sorted(pages - listed)}"

@@ -24,7 +24,7 @@ T = np.linspace(0.0, 1.0, 5)
     (dict(atol=-1.0), ValueError, "`atol` must be positive"),
     (dict(rtol=1e-20), ValueError, "machine epsilon"),
     (dict(atol=[1e-6, 1e-6, 1e-6]), ValueError, r"broadcasts to y0.shape=\(2,\); got shape \(3,\)"),
-    (dict(method="rk45"), ValueError, "'dopri5'"),
+    (dict(method="rk99"), ValueError, "'dopri5'"),
     (dict(method="rk4"), ValueError, "`step_size` is required"),
     (dict(step_size=-0.1), ValueError, "`step_size` must be a positive number"),
     (dict(max_steps=0), ValueError, "`max_steps` must be a positive integer"),

@@ -89,7 +89,7 @@ def test_compiled_and_python_gradients_agree(mode):
 
 
 def test_lotka_volterra_reference_gradient():
-    """The peers' reference (shared/peers/README.md), all modes."""
+    """The peers' published reference gradient, all modes."""
     T = np.linspace(0.0, 20.0, 200)
     for mode in MODES:
         loss = lambda y0, th: anp.sum(nk.odeint(LV, y0, T, th, rtol=1e-8, atol=1e-10,

@@ -205,7 +205,7 @@ def test_backward_in_time_and_non_autonomous():
     assert sol.success and np.max(np.abs(sol.y - want)) < 1e-8
     assert np.max(np.abs(sol(0.7) - expm(M * -1.3) @ y2)) < 1e-8
     # non-autonomous and stiff (the df/dt term of the stages): y = cos t
-    from validation.stiff_kernels import prothero_robinson_rhs
+    from nodekit.validation.stiff_kernels import prothero_robinson_rhs
     ts = np.linspace(0.0, 3.0, 7)
     for method in ("rodas4", "rodas5"):
         sol = nk.solve(nk.ODE(prothero_robinson_rhs), [1.0], ts, [1e4], method=method,

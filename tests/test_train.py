@@ -62,11 +62,11 @@ def test_fit_loss_and_grad_batches_history_callback():
 
     res = fit(loss_and_grad, np.zeros(3), optimizer=Adam(lr=0.05), iters=50,
               batches=[0.0, 0.0], progress=False, value_and_grad=True,
-              callback=lambda i, th, l, info: seen.append(i))
+              callback=lambda i, th, loss, info: seen.append(i))
     assert res.success and res.iterations == 50 and res.loss.shape == (50,)
     assert res.loss[-1] < res.loss[0] and seen == list(range(50))
     res = fit(loss_and_grad, np.zeros(3), optimizer=Adam(), iters=50, batches=lambda i: 0.0,
-              progress=False, callback=lambda i, th, l, info: i == 9, value_and_grad=True)
+              progress=False, callback=lambda i, th, loss, info: i == 9, value_and_grad=True)
     assert res.iterations == 10 and "callback" in res.message
 
 
@@ -85,7 +85,7 @@ def test_fit_stops_on_nonfinite_loss_keeping_last_good_parameters():
         return -x[0], np.array([-1.0])
 
     res = fit(loss_and_grad, np.zeros(1), optimizer=SGD(lr=0.1), iters=100, progress=False,
-              callback=lambda i, th, l, info: steps.append(th.copy()), value_and_grad=True)
+              callback=lambda i, th, loss, info: steps.append(th.copy()), value_and_grad=True)
     assert not res.success and "iteration 4" in res.message
     assert res.iterations == 4
     np.testing.assert_allclose(res.theta, [0.3])       # the last finite loss, not 0.4

@@ -1,4 +1,5 @@
-"""Validation of continuous normalizing flows (slower than the tests; ``python -m nodekit.validation.cnf``).
+"""Validation of continuous normalizing flows (slower than the tests;
+``python -m nodekit.validation.cnf``).
 
 * The compiled augmented kernels ``[f, -tr(df/dz)]`` and their VJPs (second
   derivatives of the network) against autograd's higher-order derivatives of

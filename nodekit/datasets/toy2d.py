@@ -109,7 +109,8 @@ def _wall(z):
 
 
 def U1(z):
-    """Ring with two modes: ``((|z| - 2)/0.4)^2/2 - log(e^{-((z1-2)/0.6)^2/2} + e^{-((z1+2)/0.6)^2/2})``."""
+    """Ring with two modes:
+    ``((|z| - 2)/0.4)^2/2 - log(e^{-((z1-2)/0.6)^2/2} + e^{-((z1+2)/0.6)^2/2})``."""
     z = anp.reshape(z, (-1, 2))
     r = anp.sqrt(anp.sum(z ** 2, axis=1))
     return (0.5 * ((r - 2) / 0.4) ** 2

@@ -51,7 +51,7 @@ from .layers import ELU, Dense, Power, ReLU, Sigmoid, Sin, Softplus, Tanh
 TRACES = ("exact", "hutchinson")
 
 #: Bump whenever the generated source changes.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 def check_trace(trace):
     """``trace`` if it is one of :data:`TRACES`, else a ValueError."""
@@ -94,7 +94,8 @@ def derivatives(layer):
     if isinstance(layer, ReLU):
         return "1.0 if x > 0.0 else 0.0", "0.0"
     if isinstance(layer, ELU):
-        return f"1.0 if x > 0.0 else fx + {layer.alpha!r}", f"0.0 if x > 0.0 else fx + {layer.alpha!r}"
+        return (f"1.0 if x > 0.0 else fx + {layer.alpha!r}",
+                f"0.0 if x > 0.0 else fx + {layer.alpha!r}")
     if isinstance(layer, Sin):
         return "math.cos(x)", "-fx"
     if isinstance(layer, Power):

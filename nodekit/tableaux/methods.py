@@ -12,6 +12,7 @@ from fractions import Fraction
 from . import dop853 as _dop853_data
 from .core import ButcherTableau, _fr, _vec
 from .dense import dop853_P
+from .._scipy_compat import method_alias
 from .rosenbrock import ROSENBROCK_METHODS
 
 __all__ = [
@@ -337,6 +338,7 @@ def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
     if not isinstance(method, str):
         raise TypeError("`method` must be a method name (str) or a ButcherTableau; "
                         f"got {type(method).__name__}.")
+    method = method_alias(method)  # SciPy's names: "RK45" is dopri5, "RK23" bosh3
     tab = METHODS.get(method, METHODS.get(method.strip().lower()))
     if tab is None and method.strip().lower() in ROSENBROCK_METHODS:
         raise ValueError(
