@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+from functools import partial
 
 import numpy as np
 
@@ -206,6 +207,10 @@ def maximum_likelihood(data, iters, trace, out, seed, progress, planar_K=WIDTH):
 # ---------------------------------------------------------------------------- Figure 4
 
 
+def _kl(theta, seed, model, log_target, n):
+    return model.kl_to(theta, log_target, n, int(seed))
+
+
 def density_matching(iters, out, seed, progress, Ks=(1, 2, 8, 32), width=32, n=256):
     """Reverse KL to U1-U4 for a CNF (``width`` units) and planar flows with ``Ks`` layers."""
     base = Normal(0.0, 1.0, dim=2)
@@ -216,21 +221,19 @@ def density_matching(iters, out, seed, progress, Ks=(1, 2, 8, 32), width=32, n=2
     for name in names:
         log_target = toy2d.log_target(name)
         log_z = toy2d.log_normaliser(name)
-        rng = np.random.default_rng(seed)
+        seeds = np.random.default_rng(seed).integers(2 ** 31, size=iters)
         print(f"density matching {name}: CNF (M={width})")
-        res = fit(lambda th, s: cnf.kl_to(th, log_target, n, s), cnf.init(seed),
+        res = fit(partial(_kl, model=cnf, log_target=log_target, n=n), cnf.init(seed),
                   optimizer=Adam(lr=1e-2), iters=iters,
-                  batches=lambda i: int(rng.integers(2 ** 31)), progress=progress,
-                  value_and_grad=False)
+                  batches=list(seeds), progress=progress, value_and_grad=False)
         # KL(q || p) = E_q[log q - log target] + log Z, on 4000 fresh samples
         kl = {"CNF": float(cnf.kl_to(res.theta, log_target, 4000, 99)) + log_z}
         thetas[(name, "CNF")] = (cnf, res.theta)
         for K in Ks:
             flow = PlanarFlow(2, K, base=base)
-            r = fit(lambda th, s, flow=flow: flow.kl_to(th, log_target, n, s),
-                    flow.init(seed), optimizer=Adam(lr=1e-2), iters=iters,
-                    batches=lambda i: int(rng.integers(2 ** 31)), progress=False,
-                    value_and_grad=False)
+            r = fit(partial(_kl, model=flow, log_target=log_target, n=n), flow.init(seed),
+                    optimizer=Adam(lr=1e-2), iters=iters, batches=list(seeds),
+                    progress=False, value_and_grad=False)
             kl[f"NF K={K}"] = float(flow.kl_to(r.theta, log_target, 4000, 99)) + log_z
             thetas[(name, f"NF K={K}")] = (flow, r.theta)
         results[name] = kl
@@ -270,9 +273,9 @@ def _plot_matching(path, names, thetas, results, Ks):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="nodekit demo cnf", description=__doc__.split("\n")[0])
     p.add_argument("--data", choices=DATASETS, default="two-circles")
-    p.add_argument("--iters", type=int, default=300, help="training iterations (default 300)")
+    p.add_argument("--iters", type=int, default=200, help="training iterations (default 200)")
     p.add_argument("--trace", choices=("exact", "hutchinson"), default="exact")
-    p.add_argument("--out", default=os.path.join("out", "cnf"))
+    p.add_argument("--out", default="out/cnf", help="output folder (default out/cnf)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument("--matching", action="store_true",
@@ -284,7 +287,7 @@ def parse_args(argv=None):
     return args
 
 
-def run(data="two-circles", iters=300, trace="exact", out=os.path.join("out", "cnf"), seed=0,
+def run(data="two-circles", iters=200, trace="exact", out="out/cnf", seed=0,
         progress=True, matching=False, matching_iters=300):
     """Run the experiments; write figures and ``metrics.json``; return the metrics dict."""
     os.makedirs(out, exist_ok=True)

@@ -208,13 +208,16 @@ class _Continuous(_Strategy):
         opts = pb.record.adjoint_options
         system, z0, n_err = self.system(pb, keep, W2, opts["seminorm"])
         # max_steps counts the steps the error control chooses; the stops at
-        # the output times read come on top (each can cut one step short)
+        # the output times read come on top (each can cut one step short).
+        # The first step is the forward pass's mean accepted step: no trial
+        # evaluation, and a start the error control has already seen work
         max_steps = opts["max_steps"] + keep.size
         out, info, _ = run(
             pb.record.compiled, system, z0, ts_b, opts["tableau"],
             np.full(z0.size, opts["rtol"]), np.full(z0.size, opts["atol"]),
             opts["controller"], max_steps=max_steps, max_step=opts["max_step"],
-            step_size=opts["step_size"], n_err=n_err, jumps=True)
+            step_size=opts["step_size"], n_err=n_err, jumps=True,
+            first_step=pb.record.mean_step)
         if info["status"] != 0:
             raise GradientError(self._advice(info, keep.size))
         stats.update(nfev_backward=info["nfev"], nsteps_backward=info["nsteps"],

@@ -25,7 +25,8 @@ _ODEINT_OPTIONS = ("method", "rtol", "atol", "gradient", "adjoint_method", "adjo
 class ForwardRecord:
     """What the backward pass needs from a forward solve."""
 
-    def __init__(self, fun, ts, ys, theta, shape, strategy, dense, adjoint_options, stats):
+    def __init__(self, fun, ts, ys, theta, shape, strategy, dense, adjoint_options, stats,
+                 naccept):
         self.fun = fun
         self.compiled = isinstance(fun, ODE)
         self.ts = ts
@@ -38,6 +39,8 @@ class ForwardRecord:
         self.dense = dense
         self.adjoint_options = adjoint_options
         self.stats = stats
+        #: the mean accepted forward step: the backward solve's first step
+        self.mean_step = abs(ts[-1] - ts[0]) / max(naccept, 1)
 
 
 class _RecordSlot:
@@ -67,7 +70,7 @@ def _odeint(y0, t, theta, config):
                  naccept_forward=info["naccept"], nreject_forward=info["nreject"])
     if slot is not None:
         slot.record = ForwardRecord(fun, info["t"], out, theta_user, info["shape"], strategy,
-                                    dense, opts["adjoint"], stats)
+                                    dense, opts["adjoint"], stats, info["naccept"])
     return out.reshape((info["t"].size,) + info["shape"])
 
 

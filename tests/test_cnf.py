@@ -1,5 +1,6 @@
 """Continuous normalizing flows: compiled trace kernels, the flow's API, its correctness."""
 import math
+import os
 
 import autograd
 import autograd.numpy as anp
@@ -25,7 +26,7 @@ EVERY_LAYER = Sequential(Power(3), TimeDense(2, 4), "elu", "tanh", Dense(4, 4), 
 def test_planar_kernels_match_autograd_and_differences():
     # the Hutchinson kernels (and more architectures) are checked the same way
     # in validation/cnf.py, to keep compilation out of the fast tests
-    dyn = PlanarHyper(2, width=6, hidden=5)
+    dyn = PlanarHyper(2)    # torchdiffeq's width 64, hidden 32 (the example's kernels)
     check_kernels(dyn, "exact", dyn.init(0))
 
 
@@ -55,7 +56,7 @@ def test_second_derivatives_of_every_activation():
 
 @pytest.fixture(scope="module")
 def small():
-    cnf = CNF(2, width=6, hidden=5, t0=0.0, t1=1.0, **TIGHT)
+    cnf = CNF(2, t0=0.0, t1=1.0, **TIGHT)   # the default planar hypernetwork
     theta = cnf.init(3) * 1.5
     return cnf, theta
 
@@ -107,7 +108,7 @@ def test_density_integrates_to_one(small):
 
 @pytest.mark.parametrize("gradient", ["adjoint", "interpolated", "discrete"])
 def test_nll_gradient_every_mode_against_central_differences(gradient):
-    cnf = CNF(2, width=6, hidden=5, t1=1.0, gradient=gradient, **TIGHT)
+    cnf = CNF(2, t1=1.0, gradient=gradient, **TIGHT)
     theta = cnf.init(2) * 1.5
     x = np.random.default_rng(1).normal(size=(6, 2))
     grad = autograd.grad(cnf.nll)(theta, x)
@@ -159,7 +160,7 @@ def test_bad_input_is_named():
         CNF(2, noise="uniform")
     with pytest.raises(ValueError, match="t0"):
         CNF(2, t0=1.0, t1=1.0)
-    cnf = CNF(2, width=6, hidden=5)
+    cnf = CNF(2)
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         cnf.log_prob(cnf.init(0), np.zeros(2))
     with pytest.raises(ValueError, match="theta"):
@@ -236,3 +237,14 @@ def test_toy_data_and_exact_mixture_density():
         assert np.isfinite(toy2d.log_normaliser(name, n=201))
     with pytest.raises(ValueError, match="two-moons"):
         toy2d.sample("spirals", 10)
+
+
+def test_example_runs_on_tiny_settings(tmp_path):
+    import json
+
+    from nodekit.examples import cnf as example
+    assert example.main(["--iters", "2", "--out", str(tmp_path), "--no-progress",
+                         "--data", "eight-gaussians"]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert np.isfinite(m["cnf"]["test_nll"]) and m["cnf"]["nfe_forward"] > 0
+    assert "true_entropy" in m and all(os.path.exists(f) for f in m["figures"])

@@ -236,3 +236,22 @@ def test_stiff_solve_uses_the_generated_jacobian(cache):
     assert sol.y[-1, 0] == pytest.approx(0.7158270687, rel=1e-6)
     floor = ODESystem.from_strings({"x": "-floor(x)"}).compile(cache_dir=cache)
     assert floor.jac is None  # no Jacobian kernel: the stiff solver differences
+
+
+def test_nn_ode_checks_sizes_as_model_odeint_does(net):
+    model, theta = net
+    model.ode.check_sizes(np.ones((3, 2)), theta)
+    with pytest.raises(ValueError, match=r"`y0` must have last axis of width 2"):
+        model.ode.check_sizes(np.ones((3, 3)), theta)
+    with pytest.raises(ValueError, match=rf"{model.n_params}"):
+        model.ode.check_sizes(np.ones(2), theta[:5])
+
+
+def test_solve_checks_the_declared_sizes(lv, net):
+    with pytest.raises(ValueError, match=r"`y0` must have 2 values.*n_states=2"):
+        nk.solve(lv, [1.0, 1.0, 1.0], T, TH)
+    with pytest.raises(ValueError, match=r"`theta` must have 4 values.*n_theta=4"):
+        nk.solve(lv, [1.0, 1.0], T, TH[:3])
+    model, theta = net
+    with pytest.raises(ValueError, match=rf"`theta`.*{model.n_params}"):
+        nk.odeint(model.ode, np.ones((3, 2)), T, theta[:5])

@@ -293,7 +293,7 @@ def test_bad_input_messages():
 
 
 def test_example_table_and_options():
-    from examples import latent_ode
+    from nodekit.examples import latent_ode
     metrics = {"rmse": {"30": {"latent_ode": 0.2, "rnn": 0.4},
                         "100": {"latent_ode": 0.15, "rnn": 0.2}}}
     text = latent_ode.table(metrics)

@@ -265,3 +265,51 @@ def test_one_theta_length_message():
 def test_bad_spec_messages(spec, match):
     with pytest.raises(ValueError, match=match):
         Sequential.from_spec(spec)
+
+
+def test_large_batches_split_over_threads_same_numbers():
+    import numba
+    # the ODE block of the digits example (8448 parameters): parallel kernels
+    model = Sequential(TimeDense(64, 64), "tanh", TimeDense(64, 64))
+    assert codegen.is_parallel(model) and "prange" in model.source
+    assert not codegen.is_parallel(Sequential(Dense(2, 5), "tanh", Dense(5, 2)))
+    rng = np.random.default_rng(0)
+    theta = model.init(rng, scheme="glorot")
+    rows = 3 * codegen.CHUNK_ROWS + 5                               # three chunks
+    y, a = rng.normal(size=(rows, 64)), rng.normal(size=(rows, 64))
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(threads)
+            results.append((model.rhs(0.2, y, theta), *model.vjp(0.2, y, theta, a)))
+    finally:
+        numba.set_num_threads(before)
+    for got in results[1:]:          # the chunks do not depend on the thread count
+        for x, x1 in zip(got, results[0]):
+            np.testing.assert_array_equal(x, x1)
+    f, a_y, a_theta, _ = results[0]
+    np.testing.assert_allclose(f, model.apply(0.2, y, theta), rtol=1e-12, atol=1e-13)
+    # rows are independent: a_y row by row, a_theta the sum over rows
+    g_theta = autograd.grad(lambda th: np.sum(model.apply(0.2, y, th) * a))(theta)
+    g_y = autograd.grad(lambda yy: np.sum(model.apply(0.2, yy, theta) * a))(y)
+    np.testing.assert_allclose(a_theta, g_theta, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(a_y, g_y, rtol=1e-11, atol=1e-12)
+
+
+def test_parallel_kernels_load_from_numba_cache_in_a_new_process():
+    # a cached parallel kernel used to abort a new process ("LLVM ERROR: Symbol
+    # not found: allocate_sched") before Numba's thread pool had started
+    code = ("import numpy as np\n"
+            "from nodekit.nn import Sequential, TimeDense\n"
+            "m = Sequential(TimeDense(64, 64), 'tanh', TimeDense(64, 64))\n"
+            "y = np.ones((300, 64))\n"
+            "import nodekit as nk\n"
+            "print(nk.solve(m.ode, y, [0.0, 0.1], m.init(0)).y[-1].sum())\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True) for _ in range(2)]      # the second loads from cache
+    for res in out:
+        assert res.returncode == 0, res.stderr[-2000:]
+    assert out[0].stdout == out[1].stdout and float(out[0].stdout) != 0.0

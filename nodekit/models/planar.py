@@ -10,7 +10,7 @@ using ``u_hat = u + (m(w . u) - w . u) w / |w|^2`` with
 Sampling (and the reverse KL of density matching) is explicit.  The density
 of a given point needs the inverse: along ``w`` a layer is the scalar
 equation ``alpha + (w . u_hat) tanh(alpha + b) = w . y`` for
-``alpha = w . z``, strictly increasing, solved by bisection and Newton; its
+``alpha = w . z``, strictly increasing, solved by bisection (to round-off); its
 gradient comes from the implicit function theorem (one Newton step written
 with autograd-NumPy around the converged root).
 """
@@ -63,10 +63,17 @@ class PlanarFlow:
         self.base = base.with_dim(self.dim)
         self.n_params = self.K * (2 * self.dim + 1)
 
-    def init(self, seed=0, std=0.1):
-        """Initial parameters: every entry N(0, std^2)."""
+    def init(self, seed=0, std=0.1, w_std=1.0):
+        """Initial parameters: ``w`` N(0, w_std^2), ``u`` and ``b`` N(0, std^2).
+
+        ``w`` is not small because the constraint moves ``u`` by about
+        ``0.31 / |w|`` along ``w`` when ``w . u`` is near 0: with ``|w|`` of
+        order one every layer starts close to the identity.
+        """
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return std * rng.standard_normal(self.n_params)
+        d = self.dim
+        scale = np.tile(np.concatenate([np.full(d, w_std), np.full(d + 1, std)]), self.K)
+        return scale * rng.standard_normal(self.n_params)
 
     def layers(self, theta):
         """``[(w, u_hat, b), ...]`` of the K layers (autograd-NumPy)."""
@@ -144,7 +151,7 @@ class PlanarFlow:
         return f"PlanarFlow(dim={self.dim}, K={self.K})"
 
 
-def _solve_alpha(target, c, b, iters=80):
+def _solve_alpha(target, c, b, iters=200):
     """Root of ``alpha + c tanh(alpha + b) = target`` (``c > -1``: strictly increasing)."""
     target = np.asarray(target, dtype=float)
     lo, hi = target - abs(c) - 1e-12, target + abs(c) + 1e-12
@@ -155,8 +162,4 @@ def _solve_alpha(target, c, b, iters=80):
         lo = np.where(above, lo, mid)
         if np.all(hi - lo <= 1e-15 * (1.0 + np.abs(mid))):
             break
-    alpha = 0.5 * (lo + hi)
-    for _ in range(2):   # polish
-        h = np.tanh(alpha + b)
-        alpha = alpha - (alpha + c * h - target) / (1.0 + c * (1.0 - h * h))
-    return alpha
+    return 0.5 * (lo + hi)

@@ -17,7 +17,7 @@ from .. import _codecache
 from ..ode import ODE
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -84,6 +84,99 @@ class _Slot:
         self.need_input_grad = True
 
 
+#: Rows per chunk of the parallel row loops; a batch of at least two chunks
+#: is split over Numba's threads (``NUMBA_NUM_THREADS``, or
+#: ``numba.set_num_threads``).
+CHUNK_ROWS = 128
+
+#: Networks with fewer parameters keep serial kernels only: their rows are too
+#: cheap to pay for handing chunks to threads, and a parallel kernel takes
+#: several seconds longer to compile.
+PARALLEL_MIN_PARAMS = 1000
+
+#: Entry kernels of a serial network.
+SERIAL_SOURCE = '''
+@numba.njit(cache=True)
+def nn_rhs(t, y, theta, out):
+    _rhs_rows(t, y, theta, out, 0, y.size // {d})
+
+
+@numba.njit(cache=True)
+def nn_vjp(t, y, theta, a, out_y, out_theta):
+    for k in range({p}):
+        out_theta[k] = 0.0
+    return _vjp_rows(t, y, theta, a, out_y, out_theta, 0, y.size // {d})
+'''
+
+#: Entry kernels of a parallel network: fewer than two chunks of rows run in
+#: one loop; more are split into ``rows // CHUNK_ROWS`` contiguous chunks, run
+#: by ``prange`` on Numba's threads.  In the VJP each chunk sums
+#: ``a . df/dtheta`` over its rows into its own row of ``partial`` and the
+#: chunks are added in order.  The chunks depend on the number of rows only,
+#: never on the number of threads, so results are the same bit for bit
+#: whatever the thread count (and differ from one serial sum by round-off).
+#: The thread count is not read inside (``numba.get_num_threads`` would keep
+#: the kernels out of Numba's disk cache).
+PARALLEL_SOURCE = '''
+# Start Numba's thread pool now: a parallel kernel loaded from Numba's disk
+# cache into a process whose pool has not started yet aborts it ("LLVM
+# ERROR: Symbol not found: allocate_sched").
+_launch_threads()
+
+
+@numba.njit(parallel=True, **_OPTS)
+def _rhs_par(t, y, theta, out, n_chunks):
+    n = y.size // {d}
+    for c in numba.prange(n_chunks):
+        _rhs_rows(t, y, theta, out, c * n // n_chunks, (c + 1) * n // n_chunks)
+
+
+@numba.njit(parallel=True, **_OPTS)
+def _vjp_par(t, y, theta, a, out_y, partial, dts):
+    n = y.size // {d}
+    n_chunks = dts.size
+    for c in numba.prange(n_chunks):
+        row = partial[c]
+        for k in range({p}):
+            row[k] = 0.0
+        dts[c] = _vjp_rows(t, y, theta, a, out_y, row, c * n // n_chunks,
+                           (c + 1) * n // n_chunks)
+
+
+@numba.njit(cache=True)
+def nn_rhs(t, y, theta, out):
+    n = y.size // {d}
+    if n < {chunk} * 2:
+        _rhs_rows(t, y, theta, out, 0, n)
+    else:
+        _rhs_par(t, y, theta, out, n // {chunk})
+
+
+@numba.njit(cache=True)
+def nn_vjp(t, y, theta, a, out_y, out_theta):
+    n = y.size // {d}
+    for k in range({p}):
+        out_theta[k] = 0.0
+    if n < {chunk} * 2:
+        return _vjp_rows(t, y, theta, a, out_y, out_theta, 0, n)
+    n_chunks = n // {chunk}
+    partial = np.empty((n_chunks, {p}))
+    dts = np.empty(n_chunks)
+    _vjp_par(t, y, theta, a, out_y, partial, dts)
+    dt = 0.0
+    for c in range(n_chunks):
+        dt += dts[c]
+        for k in range({p}):
+            out_theta[k] += partial[c, k]
+    return dt
+'''
+
+
+def is_parallel(model):
+    """Whether the kernels of ``model`` split large batches over threads."""
+    return model.n_params >= PARALLEL_MIN_PARAMS
+
+
 def _indent(lines, n):
     pad = " " * n
     return [pad + line for line in lines]
@@ -127,6 +220,8 @@ def generate(model):
         "",
         "import numba",
         "import numpy as np",
+        *(["from numba.np.ufunc.parallel import _launch_threads"] if is_parallel(model)
+          else []),
         "",
         "# Row loops are compiled with these options (nk.ODE recompiles the two",
         "# entry kernels from source with Numba's defaults; they only forward here).",
@@ -136,9 +231,9 @@ def generate(model):
         TANH_SOURCE,
         "",
         "@numba.njit(**_OPTS)",
-        "def _rhs_rows(t, y, theta, out):",
+        "def _rhs_rows(t, y, theta, out, r0, r1):",
         f"    s = np.empty({n_z})",
-        f"    for r in range(y.size // {d}):",
+        "    for r in range(r0, r1):",
         f"        base = r * {d}",
         f"        for i in range({d}):",
         "            s[i] = y[base + i]",
@@ -148,12 +243,11 @@ def generate(model):
         "",
         "",
         "@numba.njit(**_OPTS)",
-        "def _vjp_rows(t, y, theta, a, out_y, out_theta):",
+        "def _vjp_rows(t, y, theta, a, out_y, out_theta, r0, r1):",
+        "    # adds a . df/dtheta over rows r0:r1 to out_theta; returns a . df/dt",
         f"    s = np.empty({n_z + 2 * g_max})",
-        f"    for k in range({model.n_params}):",
-        "        out_theta[k] = 0.0",
         "    dt = 0.0",
-        f"    for r in range(y.size // {d}):",
+        "    for r in range(r0, r1):",
         f"        base = r * {d}",
         f"        for i in range({d}):",
         "            s[i] = y[base + i]",
@@ -166,14 +260,8 @@ def generate(model):
         "    return dt",
         "",
         "",
-        "@numba.njit(cache=True)",
-        "def nn_rhs(t, y, theta, out):",
-        "    _rhs_rows(t, y, theta, out)",
-        "",
-        "",
-        "@numba.njit(cache=True)",
-        "def nn_vjp(t, y, theta, a, out_y, out_theta):",
-        "    return _vjp_rows(t, y, theta, a, out_y, out_theta)",
+        (PARALLEL_SOURCE if is_parallel(model) else SERIAL_SOURCE).format(
+            d=d, p=model.n_params, chunk=CHUNK_ROWS),
         "",
     ]
     return "\n".join(src)

@@ -153,6 +153,13 @@ class PlanarHyper:
 
 
 def _planar_kernels(m, hutch):
+    """Source of ``_rhs_rows`` and ``_vjp_rows`` (with ``_hyper``) for ``m``.
+
+    The units' vectors are stored transposed, ``WT[i, m]`` and ``UT[i, m]``
+    (contiguous over units), and each row's loop over units keeps its sums in
+    scalars (the state and noise components unrolled), so that the loop over
+    units vectorises.
+    """
     d, M, H, P = m.dim, m.width, m.hidden, m.n_out
     o = m.offsets
     w1, b1, w2, b2, w3, b3 = (o["fc1.W"], o["fc1.b"], o["fc2.W"], o["fc2.b"], o["fc3.W"],
@@ -160,23 +167,23 @@ def _planar_kernels(m, hutch):
     bs = M * d
     npar = m.n_params
     inv = repr(1.0 / M)
-    # scratch: h1 (H) | h2 (H) | p (P) | U (bs) | sig (bs) | Q (M) | F (d) | E (d)
-    #          | dW (bs) | dU (bs) | dB (M) | g2 (H) | g1 (H) | dp (P)
+    # s: hypernetwork h1 (H) | h2 (H) | p (P) | sigmoid gate (bs) | g2 (H) | g1 (H) | dp (P)
     H1, H2, PP = 0, H, 2 * H
-    U, SG = PP + P, PP + P + bs
-    Q = SG + bs
-    F = Q + M
-    E = F + d
-    DW = E + d
-    DU, DB = DW + bs, DW + 2 * bs
-    G2 = DB + M
+    SG = PP + P
+    G2 = SG + bs
     G1 = G2 + H
     DP = G1 + H
-    n_fwd, n_all = DW, DP + P
-    Wo, Bo = PP, PP + 3 * bs       # W and B blocks inside p
+    n_s = DP + P
+    # u: the units, WT (d, M) | UT (d, M) | B (M) | Q = u_m . w_m (M)
+    WT, UT, BB, Q = 0, bs, 2 * bs, 2 * bs + M
+    n_u = 2 * bs + 2 * M
+    # acc: cotangents of the units, dWT (d, M) | dUT (d, M) | dB (M)
+    DWT, DUT, DB = 0, bs, 2 * bs
+    n_acc = 2 * bs + M
+    I = range(d)  # noqa: E741
     hyper = [
         "@numba.njit(**_OPTS)",
-        "def _hyper(t, theta, s):",
+        "def _hyper(t, theta, s, u):",
         f"    for k in range({H}):",
         f"        s[{H1} + k] = _tanh(t * theta[{w1} + k] + theta[{b1} + k])",
         f"    for j in range({H}):",
@@ -193,126 +200,111 @@ def _planar_kernels(m, hutch):
         f"        hk = s[{H2} + k]",
         f"        for j in range({P}):",
         f"            s[{PP} + j] += hk * theta[{w3} + k * {P} + j]",
-        f"    for k in range({bs}):",
-        f"        sg = 0.5 + 0.5 * _tanh(0.5 * s[{PP + 2 * bs} + k])",
-        f"        s[{SG} + k] = sg",
-        f"        s[{U} + k] = s[{PP + bs} + k] * sg",
         f"    for m in range({M}):",
+        f"        u[{BB} + m] = s[{PP + 3 * bs} + m]",
         "        q = 0.0",
         f"        for i in range({d}):",
-        f"            q += s[{U} + m * {d} + i] * s[{Wo} + m * {d} + i]",
-        f"        s[{Q} + m] = q",
+        f"            k = m * {d} + i",
+        f"            sg = 0.5 + 0.5 * _tanh(0.5 * s[{PP + 2 * bs} + k])",
+        f"            s[{SG} + k] = sg",
+        f"            uk = s[{PP + bs} + k] * sg",
+        f"            wk = s[{PP} + k]",
+        f"            u[{UT} + i * {M} + m] = uk",
+        f"            u[{WT} + i * {M} + m] = wk",
+        "            q += uk * wk",
+        f"        u[{Q} + m] = q",
         "",
         "",
     ]
-    load_row = [
-        f"base = r * {d + 1}",
-    ]
+    load_row = [f"base = r * {d + 1}"]
+    load_row += [f"z{i} = y[base + {i}]" for i in I]
     if hutch:
-        load_row += [f"for i in range({d}):",
-                     f"    s[{E} + i] = theta[{npar} + r * {d} + i]"]
-    # per unit m: preactivation a, h, sm = 1 - h^2, q (exact or Hutchinson)
-    unit = [
-        f"pre = s[{Bo} + m]",
-        f"for i in range({d}):",
-        f"    pre += s[{Wo} + m * {d} + i] * y[base + i]",
-        "h = _tanh(pre)",
-        "sm = 1.0 - h * h",
-    ]
+        load_row += [f"e{i} = theta[{npar} + r * {d} + {i}]" for i in I]
+    # per unit m: its vectors, preactivation, h, sm = 1 - h^2, q (exact or Hutchinson)
+    unit = [f"w{i} = u[{WT + i * M} + m]" for i in I]
+    unit += [f"u{i} = u[{UT + i * M} + m]" for i in I]
+    unit += [f"pre = u[{BB} + m] + " + " + ".join(f"w{i} * z{i}" for i in I),
+             "h = _tanh(pre)",
+             "sm = 1.0 - h * h"]
     if hutch:
-        unit += ["eu = 0.0",
-                 "ew = 0.0",
-                 f"for i in range({d}):",
-                 f"    eu += s[{E} + i] * s[{U} + m * {d} + i]",
-                 f"    ew += s[{E} + i] * s[{Wo} + m * {d} + i]",
+        unit += ["eu = " + " + ".join(f"e{i} * u{i}" for i in I),
+                 "ew = " + " + ".join(f"e{i} * w{i}" for i in I),
                  "q = eu * ew"]
     else:
-        unit += [f"q = s[{Q} + m]"]
+        unit += [f"q = u[{Q} + m]"]
     rhs = [
         "@numba.njit(**_OPTS)",
         "def _rhs_rows(t, y, theta, out):",
-        f"    s = np.empty({n_fwd})",
-        "    _hyper(t, theta, s)",
+        f"    s = np.empty({n_s})",
+        f"    u = np.empty({n_u})",
+        "    _hyper(t, theta, s, u)",
         f"    for r in range(y.size // {d + 1}):",
         *_ind(load_row, 8),
-        f"        for i in range({d}):",
-        f"            s[{F} + i] = 0.0",
+        *[f"        f{i} = 0.0" for i in I],
         "        tr = 0.0",
         f"        for m in range({M}):",
         *_ind(unit, 12),
-        f"            for i in range({d}):",
-        f"                s[{F} + i] += s[{U} + m * {d} + i] * h",
+        *[f"            f{i} += u{i} * h" for i in I],
         "            tr += q * sm",
-        f"        for i in range({d}):",
-        f"            out[base + i] = s[{F} + i] * {inv}",
+        *[f"        out[base + {i}] = f{i} * {inv}" for i in I],
         f"        out[base + {d}] = -tr * {inv}",
         "",
         "",
     ]
-    # VJP, per row: cotangents az' = a_z / M, ct' = -a_l / M
-    row_back = [
-        f"ct = -a[base + {d}] * {inv}",
-        f"for i in range({d}):",
-        f"    s[{F} + i] = 0.0",          # F: cotangent of z (accumulated)
-    ]
+    # VJP, per row: cotangents a_z / M and ct = -a_l / M
+    row_back = [f"a{i} = a[base + {i}]" for i in I]
+    row_back += [f"ct = -a[base + {d}] * {inv}"]
+    row_back += [f"gz{i} = 0.0" for i in I]
     if hutch:
-        row_back += [f"for i in range({d}):",
-                     f"    out_theta[{npar} + r * {d} + i] = 0.0"]
+        row_back += [f"ge{i} = 0.0" for i in I]
     unit_back = [
-        "au = 0.0",
-        f"for i in range({d}):",
-        f"    au += a[base + i] * s[{U} + m * {d} + i]",
-        f"au *= {inv}",
+        "au = (" + " + ".join(f"a{i} * u{i}" for i in I) + f") * {inv}",
         "g = au * sm - 2.0 * ct * q * h * sm",
-        f"s[{DB} + m] += g",
         "cs = ct * sm",
-        f"for i in range({d}):",
-        f"    wi = s[{Wo} + m * {d} + i]",
-        f"    ui = s[{U} + m * {d} + i]",
-        f"    s[{F} + i] += g * wi",
+        f"acc[{DB} + m] += g",
     ]
+    unit_back += [f"gz{i} += g * w{i}" for i in I]
     if hutch:
-        unit_back += [
-            f"    ei = s[{E} + i]",
-            f"    s[{DU} + m * {d} + i] += a[base + i] * {inv} * h + cs * ew * ei",
-            f"    s[{DW} + m * {d} + i] += g * y[base + i] + cs * eu * ei",
-            f"    out_theta[{npar} + r * {d} + i] += cs * (ew * ui + eu * wi)",
-        ]
+        unit_back += [f"acc[{DUT + i * M} + m] += a{i} * {inv} * h + cs * ew * e{i}" for i in I]
+        unit_back += [f"acc[{DWT + i * M} + m] += g * z{i} + cs * eu * e{i}" for i in I]
+        unit_back += [f"ge{i} += cs * (ew * u{i} + eu * w{i})" for i in I]
     else:
-        unit_back += [
-            f"    s[{DU} + m * {d} + i] += a[base + i] * {inv} * h + cs * wi",
-            f"    s[{DW} + m * {d} + i] += g * y[base + i] + cs * ui",
-        ]
+        unit_back += [f"acc[{DUT + i * M} + m] += a{i} * {inv} * h + cs * w{i}" for i in I]
+        unit_back += [f"acc[{DWT + i * M} + m] += g * z{i} + cs * u{i}" for i in I]
+    row_out = [f"out_y[base + {i}] = gz{i}" for i in I] + [f"out_y[base + {d}] = 0.0"]
+    if hutch:
+        row_out += [f"out_theta[{npar} + r * {d} + {i}] = ge{i}" for i in I]
     hyper_back = [
         # p's cotangent: W, U (raw, through the gate), G (the gate), B
-        f"for k in range({bs}):",
-        f"    s[{DP} + k] = s[{DW} + k]",
-        f"    sg = s[{SG} + k]",
-        f"    du = s[{DU} + k]",
-        f"    s[{DP + bs} + k] = du * sg",
-        f"    s[{DP + 2 * bs} + k] = du * s[{PP + bs} + k] * sg * (1.0 - sg)",
         f"for m in range({M}):",
-        f"    s[{DP + 3 * bs} + m] = s[{DB} + m]",
+        f"    s[{DP + 3 * bs} + m] = acc[{DB} + m]",
+        f"    for i in range({d}):",
+        f"        k = m * {d} + i",
+        f"        s[{DP} + k] = acc[{DWT} + i * {M} + m]",
+        f"        sg = s[{SG} + k]",
+        f"        du = acc[{DUT} + i * {M} + m]",
+        f"        s[{DP + bs} + k] = du * sg",
+        f"        s[{DP + 2 * bs} + k] = du * s[{PP + bs} + k] * sg * (1.0 - sg)",
         f"for j in range({P}):",
         f"    out_theta[{b3} + j] = s[{DP} + j]",
         f"for k in range({H}):",
         f"    hk = s[{H2} + k]",
-        "    acc = 0.0",
+        "    acc2 = 0.0",
         f"    for j in range({P}):",
         f"        gj = s[{DP} + j]",
         f"        out_theta[{w3} + k * {P} + j] = hk * gj",
-        f"        acc += theta[{w3} + k * {P} + j] * gj",
-        f"    s[{G2} + k] = acc * (1.0 - hk * hk)",
+        f"        acc2 += theta[{w3} + k * {P} + j] * gj",
+        f"    s[{G2} + k] = acc2 * (1.0 - hk * hk)",
         f"for j in range({H}):",
         f"    out_theta[{b2} + j] = s[{G2} + j]",
         f"for k in range({H}):",
         f"    hk = s[{H1} + k]",
-        "    acc = 0.0",
+        "    acc2 = 0.0",
         f"    for j in range({H}):",
         f"        gj = s[{G2} + j]",
         f"        out_theta[{w2} + k * {H} + j] = hk * gj",
-        f"        acc += theta[{w2} + k * {H} + j] * gj",
-        f"    s[{G1} + k] = acc * (1.0 - hk * hk)",
+        f"        acc2 += theta[{w2} + k * {H} + j] * gj",
+        f"    s[{G1} + k] = acc2 * (1.0 - hk * hk)",
         "dt = 0.0",
         f"for k in range({H}):",
         f"    gk = s[{G1} + k]",
@@ -323,19 +315,17 @@ def _planar_kernels(m, hutch):
     vjp = [
         "@numba.njit(**_OPTS)",
         "def _vjp_rows(t, y, theta, a, out_y, out_theta):",
-        f"    s = np.empty({n_all})",
-        "    _hyper(t, theta, s)",
-        f"    for k in range({2 * bs + M}):",
-        f"        s[{DW} + k] = 0.0",
+        f"    s = np.empty({n_s})",
+        f"    u = np.empty({n_u})",
+        f"    acc = np.zeros({n_acc})",
+        "    _hyper(t, theta, s, u)",
         f"    for r in range(y.size // {d + 1}):",
         *_ind(load_row, 8),
         *_ind(row_back, 8),
         f"        for m in range({M}):",
         *_ind(unit, 12),
         *_ind(unit_back, 12),
-        f"        for i in range({d}):",
-        f"            out_y[base + i] = s[{F} + i]",
-        f"        out_y[base + {d}] = 0.0",
+        *_ind(row_out, 8),
         *_ind(hyper_back, 4),
         "    return dt",
         "",

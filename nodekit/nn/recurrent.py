@@ -11,8 +11,9 @@ of the times (see :mod:`nodekit.models.latent`).
 The forward loop and its reverse sweep are Numba kernels: one call per
 sequence run, instead of several autograd primitives per time step (which
 dominated the encoder's cost).  The VJP with respect to ``Wx``, ``Wh``, ``b``
-is analytic (backpropagation through time), checked against the
-autograd-NumPy cell and central differences in the tests.  ``X`` and ``mask``
+is analytic (backpropagation through time, reading the states back from
+the output), checked against the autograd-NumPy cell and central
+differences in the tests.  ``X`` and ``mask``
 are data (not differentiated).
 """
 import math
@@ -28,36 +29,47 @@ _OPTS = {"cache": True, "error_model": "numpy",
 
 
 @numba.njit(**_OPTS)
-def _forward(X, mask, WxT, WhT, b, reverse, Hnew, Hprev):
-    """``WxT``, ``WhT``: the transposed weights (rows contiguous per output)."""
+def _forward(X, mask, Wx, Wh, b, reverse, Hnew):
     B, T, k = X.shape
     H = b.size
     h = np.zeros(H)
+    acc = np.empty(H)
     for r in range(B):
         h[:] = 0.0
         for step in range(T):
             j = T - 1 - step if reverse else step
             for i in range(H):
-                Hprev[r, j, i] = h[i]
+                acc[i] = b[i]
+            for q in range(k):          # axpy form: contiguous rows of Wx, Wh
+                xq = X[r, j, q]
+                for i in range(H):
+                    acc[i] += xq * Wx[q, i]
+            for q in range(H):
+                hq = h[q]
+                for i in range(H):
+                    acc[i] += hq * Wh[q, i]
             for i in range(H):
-                a = b[i]
-                for q in range(k):
-                    a += X[r, j, q] * WxT[i, q]
-                for q in range(H):
-                    a += h[q] * WhT[i, q]
-                Hnew[r, j, i] = math.tanh(a)
+                Hnew[r, j, i] = math.tanh(acc[i])
             if mask[r, j]:
                 for i in range(H):
                     h[i] = Hnew[r, j, i]
 
 
 @numba.njit(**_OPTS)
-def _backward(X, mask, Wx, Wh, reverse, Hnew, Hprev, G, dWx, dWh, db):
+def _backward(X, mask, Wh, reverse, Hnew, G, dWx, dWh, db):
+    """Reverse sweep; the state carried into each time is read back from ``Hnew``."""
     B, T, k = X.shape
     H = Wh.shape[0]
     gh = np.zeros(H)
     da = np.zeros(H)
+    prev = np.empty(T, dtype=np.int64)   # per time: the time whose state was carried in
     for r in range(B):
+        last = -1
+        for step in range(T):
+            j = T - 1 - step if reverse else step
+            prev[j] = last
+            if mask[r, j]:
+                last = j
         gh[:] = 0.0
         for step in range(T - 1, -1, -1):
             j = T - 1 - step if reverse else step
@@ -70,10 +82,13 @@ def _backward(X, mask, Wx, Wh, reverse, Hnew, Hprev, G, dWx, dWh, db):
                 gh[:] = 0.0         # the state before this step reached it only through da
             for i in range(H):
                 db[i] += da[i]
-                for q in range(k):
-                    dWx[q, i] += X[r, j, q] * da[i]
+            for q in range(k):
+                xq = X[r, j, q]
+                for i in range(H):
+                    dWx[q, i] += xq * da[i]
+            p = prev[j]
             for q in range(H):
-                hq = Hprev[r, j, q]
+                hq = Hnew[r, p, q] if p >= 0 else 0.0
                 s = 0.0
                 for i in range(H):
                     dWh[q, i] += hq * da[i]
@@ -81,16 +96,8 @@ def _backward(X, mask, Wx, Wh, reverse, Hnew, Hprev, G, dWx, dWh, db):
                 gh[q] += s
 
 
-def _run(Wx, Wh, b, X, mask, reverse):
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    mask = np.ascontiguousarray(mask, dtype=np.bool_)
-    B, T, _ = X.shape
-    H = np.shape(b)[0]
-    Hnew, Hprev = np.empty((B, T, H)), np.empty((B, T, H))
-    _forward(X, mask, np.ascontiguousarray(np.transpose(Wx), dtype=np.float64),
-             np.ascontiguousarray(np.transpose(Wh), dtype=np.float64),
-             np.ascontiguousarray(b, dtype=np.float64), bool(reverse), Hnew, Hprev)
-    return Hnew, Hprev
+def _contiguous(*arrays):
+    return tuple(np.ascontiguousarray(a, dtype=np.float64) for a in arrays)
 
 
 @primitive
@@ -116,7 +123,11 @@ def elman_sequence(Wx, Wh, b, X, mask, reverse=False):
         ``r`` carries into time ``j`` (zero before its first update).
         Differentiable (autograd) in ``Wx``, ``Wh`` and ``b``.
     """
-    return _run(Wx, Wh, b, X, mask, reverse)[0]
+    X, Wx, Wh, b = _contiguous(X, Wx, Wh, b)
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    Hnew = np.empty(X.shape[:2] + (b.size,))
+    _forward(X, mask, Wx, Wh, b, bool(reverse), Hnew)
+    return Hnew
 
 
 def _vjp(argnums, ans, args, kwargs):
@@ -124,13 +135,10 @@ def _vjp(argnums, ans, args, kwargs):
     reverse = kwargs.get("reverse", args[5] if len(args) > 5 else False)
 
     def vjp(G):
-        Hnew, Hprev = _run(Wx, Wh, b, X, mask, reverse)
         dWx, dWh, db = np.zeros(np.shape(Wx)), np.zeros(np.shape(Wh)), np.zeros(np.shape(b))
-        _backward(np.ascontiguousarray(X, dtype=np.float64),
-                  np.ascontiguousarray(mask, dtype=np.bool_),
-                  np.ascontiguousarray(Wx, dtype=np.float64),
-                  np.ascontiguousarray(Wh, dtype=np.float64), bool(reverse), Hnew, Hprev,
-                  np.ascontiguousarray(G, dtype=np.float64), dWx, dWh, db)
+        Xc, Whc, ansc, Gc = _contiguous(X, Wh, ans, G)
+        _backward(Xc, np.ascontiguousarray(mask, dtype=np.bool_), Whc, bool(reverse), ansc,
+                  Gc, dWx, dWh, db)
         grads = {0: dWx, 1: dWh, 2: db}
         return tuple(grads[i] for i in argnums)
 

@@ -51,7 +51,7 @@ from .layers import ELU, Dense, Power, ReLU, Sigmoid, Sin, Softplus, Tanh
 TRACES = ("exact", "hutchinson")
 
 #: Bump whenever the generated source changes.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 def check_trace(trace):
     """``trace`` if it is one of :data:`TRACES`, else a ValueError."""

@@ -21,6 +21,7 @@ without differentiating or compiling anything.
 import os
 from typing import NamedTuple
 
+import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
@@ -460,6 +461,28 @@ class SymbolicODE(ODE):
         if value is not None:
             raise AttributeError("The jac of a SymbolicODE is generated from its system; "
                                  "it cannot be set.")
+
+    def check_sizes(self, y0, theta):
+        """``y0`` must hold the system's ``n_states`` values and ``theta`` its
+        ``n_theta`` (the kernels read exactly these; nothing checks inside).
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, the declared size and the size received.
+        """
+        n = int(np.size(y0))
+        if n != self.n_states:
+            raise ValueError(
+                f"`y0` must have {self.n_states} values for {self.name} (n_states="
+                f"{self.n_states}: states {[str(s) for s in self.system.states]}); got "
+                f"shape {tuple(np.shape(y0))} ({n} values). A symbolic system takes one "
+                "state, not a batch.")
+        if int(np.size(theta)) != self.n_theta:
+            raise ValueError(
+                f"`theta` must have {self.n_theta} values for {self.name} (n_theta="
+                f"{self.n_theta}: params {[str(s) for s in self.system.params]}); got "
+                f"{int(np.size(theta))} values.")
 
     def __reduce__(self):
         return compile_system, (self.system, self.cache_dir, self.kernels)
