@@ -12,7 +12,7 @@ still small.
 torchdiffeq runs in a separate interpreter that has torch (``--peer-python``,
 default ``$NODEKIT_PEER_PYTHON``); it is skipped if none is given or found.
 
-Run: ``python -m benchmarks.cnf [--quick] [--peer-python PATH]``.
+Run: ``python -m nodekit.benchmarks.cnf [--quick] [--peer-python PATH]``.
 """
 import argparse
 import json
@@ -26,10 +26,7 @@ import time
 
 import numpy as np
 
-if __package__ in (None, ""):  # python benchmarks/cnf.py
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from benchmarks._timing import table
+from ._timing import table
 
 N_BATCHES = 10
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cnf_torchdiffeq.py")

@@ -19,7 +19,14 @@ def _describe(x):
 
 
 def as_float_array(x, name):
-    """``x`` as a float64 ndarray, or a TypeError naming ``name``."""
+    """``x`` as a float64 ndarray, or a TypeError naming ``name``.
+
+    Complex input is rejected (converting it would drop the imaginary part).
+    """
+    if np.iscomplexobj(x):
+        raise TypeError(f"`{name}` must be real; got complex values ({_describe(x)}). "
+                        "nodekit integrates real systems: split a complex state into "
+                        "its real and imaginary parts.")
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -108,15 +115,38 @@ def backward_atol_needed(gradient):
         "`adjoint_atol` (e.g. 1e-3 * rtol), or use gradient='discrete'.")
 
 
+INT64_MAX = 2 ** 63 - 1
+
+
 def check_positive(x, name, allow=(), integer=False):
-    """A positive real (or integer) scalar; values in ``allow`` pass as is."""
+    """A positive real (or integer, at most ``2**63 - 1``) scalar; values in
+    ``allow`` pass as is."""
     if any(x is v for v in allow):
         return x
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(x, bool) or not isinstance(x, kind) or not x > 0 or x != x:
         what = "a positive integer" if integer else "a positive number"
         raise ValueError(f"`{name}` must be {what}; got {name}={x!r}.")
+    if integer and x > INT64_MAX:
+        raise ValueError(f"`{name}` must be at most 2**63 - 1 (a 64-bit integer); got "
+                         f"{name}={x!r}.")
     return x
+
+
+def check_resolved_step(h, name, ts):
+    """A step size (``step_size``, ``max_step``) the times ``ts`` can resolve.
+
+    Far from ``t = 0`` consecutive floats are far apart (``spacing(1e16) =
+    2``): a step below about a hundred of them would be rounded away.
+    """
+    ulp = float(np.spacing(max(abs(float(ts[0])), abs(float(ts[-1])))))
+    if h < 100.0 * ulp:
+        raise ValueError(
+            f"`{name}`={h!r} is below the resolution of `t` near "
+            f"{max(abs(float(ts[0])), abs(float(ts[-1]))):.6g}, where consecutive "
+            f"float64 times are {ulp:.3g} apart: the steps would be rounded away. "
+            f"Use a `{name}` of at least {100.0 * ulp:.3g}, or shift the time origin "
+            "(solve in s = t - t[0]; a non-autonomous `fun` then adds t[0] itself).")
 
 
 def check_options(options, allowed, where):

@@ -19,7 +19,11 @@ user's kernels as first-class functions, ``theta``, workspaces).  Mode 0 is a
 plain ODE ``dy/dt = f(t, y, theta)``; augmented systems (adjoints) add modes.
 First-class function arguments (``numba.cfunc`` objects) keep the compiled
 loop's signature independent of the user's function, so the loop is compiled
-once and loaded from Numba's on-disk cache by every later process.
+once and loaded from Numba's on-disk cache by every later process.  Each
+kernel call returns a fault code (nonzero when the kernel raised, see
+:mod:`nodekit.ode`); the loop stops at the first one with ``FAILED_KERNEL``.
+(Numba keys this module's cache on its own text only: after editing a helper
+it calls from another module, change this file too, or clear the cache.)
 """
 import math
 import types
@@ -42,6 +46,7 @@ SUCCESS = 0
 FAILED_NONFINITE = -1
 FAILED_STEP_UNDERFLOW = -2
 FAILED_MAX_STEPS = -3
+FAILED_KERNEL = -4  #: a compiled kernel raised; see ``fault``
 
 
 _jit = nb.njit(cache=True, nogil=True)
@@ -300,14 +305,17 @@ def interpolated_system(vjp, theta, n, p, W2, P, grid_t, grid_h, grid_y, grid_K,
 def evaluate(system, t, y, out):
     """Evaluate the right-hand side of ``system`` at ``(t, y)`` into ``out``.
 
-    This Python function serves the interpreted loop; compiled code gets the
-    implementation for the system's kind through the overload below.
+    Returns the fault code of a kernel that raised (``nodekit.ode.RHS_FAULT``
+    or ``VJP_FAULT``), else 0 (a Python right-hand side may return ``None``
+    or ``0.0``: only its truth value counts).  This Python function serves
+    the interpreted loop; compiled code gets the implementation for the
+    system's kind through the overload below.
     """
-    _EVALUATE[len(system)](system, t, y, out)
+    return _EVALUATE[len(system)](system, t, y, out)
 
 
 def _evaluate_ode(system, t, y, out):
-    system[0](t, y, system[1], out)
+    return system[0](t, y, system[1], out)
 
 
 def _evaluate_adjoint(system, t, y, out):
@@ -315,13 +323,13 @@ def _evaluate_adjoint(system, t, y, out):
     n = ipar[0]
     p = ipar[1]
     x = y[:n]
-    system[0](t, x, system[2], out[:n])
-    if ipar[3]:
-        system[1](t, x, system[2], y[n:2 * n], out[n:2 * n], out[2 * n:2 * n + p])
-        negate(out, n, 2 * n + p)
-    else:
-        system[1](t, x, system[2], y[n:2 * n], out[n:2 * n], system[7])
-        negate(out, n, 2 * n)
+    code = system[0](t, x, system[2], out[:n])
+    if code:
+        return code
+    code = system[1](t, x, system[2], y[n:2 * n], out[n:2 * n],
+                     either(ipar[3], out[2 * n:2 * n + p], system[7]))
+    negate(out, n, 2 * n + p * ipar[3])
+    return code
 
 
 def _evaluate_interpolated(system, t, y, out):
@@ -331,12 +339,19 @@ def _evaluate_interpolated(system, t, y, out):
     x = system[3][:n]
     forward_state(t, ipar, system[3], system[5], system[6], system[7], system[8],
                   system[9], x)
-    if ipar[3]:
-        system[0](t, x, system[1], y[:n], out[:n], out[n:n + p])
-        negate(out, 0, n + p)
-    else:
-        system[0](t, x, system[1], y[:n], out[:n], system[10])
-        negate(out, 0, n)
+    code = system[0](t, x, system[1], y[:n], out[:n],
+                     either(ipar[3], out[n:n + p], system[10]))
+    negate(out, 0, n + p * ipar[3])
+    return code
+
+
+@_jit
+def either(flag, a, b):
+    """``a`` if ``flag`` else ``b`` (without quadrature the VJP's ``out_theta``
+    goes to scratch); a call, so that the inlined evaluations stay branch-free."""
+    if flag:
+        return a
+    return b
 
 
 @_jit
@@ -407,16 +422,37 @@ def negate(x, i0, i1):
 
 
 @_inline
-def stages(system, t, y, h, A, C, K, k0, k1, tmp):
+def note_fault(fault, code, t, y):
+    """Record a kernel fault: ``fault = [code, t, y...]`` (the failed call)."""
+    fault[0] = code
+    fault[1] = t
+    for i in range(y.size):
+        fault[2 + i] = y[i]
+
+
+@_inline
+def stages(system, t, y, h, A, C, K, k0, k1, tmp, fault):
     """Evaluate the stage slots ``k0 <= k < k1`` of a step from ``(t, y)``.
 
-    ``tmp`` is a scratch vector.  Returns the number of right-hand-side
-    evaluations made.
+    ``tmp`` is a scratch vector.  Returns 0, or the fault code of a kernel
+    that raised (recorded in ``fault``; the later stages are not evaluated).
     """
     for k in range(k0, k1):
         stage_input(y, h, A, k, K, tmp)
-        evaluate(system, t + C[k] * h, tmp, K[k])
-    return k1 - k0
+        code = evaluate(system, t + C[k] * h, tmp, K[k])
+        if code:
+            note_fault(fault, code, t + C[k] * h, tmp)
+            return code
+    return 0
+
+
+@_inline
+def checked_evaluate(system, t, y, out, fault):
+    """:func:`evaluate`, recording a fault in ``fault``; returns its code."""
+    code = evaluate(system, t, y, out)
+    if code:
+        note_fault(fault, code, t, y)
+    return code
 
 
 # ---------------------------------------------------------------------------
@@ -425,7 +461,7 @@ def stages(system, t, y, h, A, C, K, k0, k1, tmp):
 @_jit
 def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
               fsal, error_order, rtol, atol, n_err, ctrl, first_step,
-              max_step, max_steps, fixed_step, dense, jumps, out):
+              max_step, max_steps, fixed_step, dense, jumps, out, fault):
     """Integrate ``system`` from ``ts[0]`` through every time in ``ts``.
 
     One loop serves every explicit tableau (given as the float arrays of
@@ -457,6 +493,9 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
     out : ndarray, shape (m, n)
         Receives ``y(ts)`` (after any jump); rows past a failure are left
         untouched.
+    fault : ndarray, shape (n + 2,)
+        With status ``FAILED_KERNEL``: ``[code, t, state...]`` of the kernel
+        call that raised (see :func:`note_fault`).
 
     Returns
     -------
@@ -495,7 +534,9 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
     t = t0
     h = 0.0
 
-    evaluate(system, t, y, fk)
+    if checked_evaluate(system, t, y, fk, fault):
+        return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out) + \
+            stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
     set_row(K, 0, fk)
     nfev += 1
     if not all_finite(fk):
@@ -508,8 +549,10 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
         else:
             h0, d1 = initial_step_trial(y, fk, span, rtol, atol, n_err)
             axpy(y, direction * h0, fk, tmp)
-            evaluate(system, t0 + direction * h0, tmp, ynew)
             nfev += 1
+            if checked_evaluate(system, t0 + direction * h0, tmp, ynew, fault):
+                return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out) + \
+                    stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
             h_abs = initial_step_final(h0, d1, fk, ynew, y, span, max_step,
                                        error_order, rtol, atol, n_err)
     else:
@@ -544,11 +587,16 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
         h = t_new - t
         h_abs = abs(h)
 
-        nfev += stages(system, t, y, h, A, C, K, 1, n_main, tmp)
+        nfev += n_main - 1
+        if stages(system, t, y, h, A, C, K, 1, n_main, tmp, fault):
+            status = FAILED_KERNEL
+            break
         combine(y, h, B, K, ynew)
         if fsal:
-            evaluate(system, t_new, ynew, K[f1_index])
             nfev += 1
+            if checked_evaluate(system, t_new, ynew, K[f1_index], fault):
+                status = FAILED_KERNEL
+                break
         nsteps += 1
 
         if adaptive:
@@ -569,8 +617,10 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
 
         # accepted: make sure the slot f1 holds f(t_new, ynew)
         if not fsal:
-            evaluate(system, t_new, ynew, K[f1_index])
             nfev += 1
+            if checked_evaluate(system, t_new, ynew, K[f1_index], fault):
+                status = FAILED_KERNEL
+                break
         if not all_finite(K[f1_index]):
             status = FAILED_NONFINITE
             break
@@ -581,13 +631,17 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
         extras = f1_index + 1 < S
         if dense:
             if extras:
-                nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp)
+                nfev += S - f1_index - 1
+                if stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp, fault):
+                    status = FAILED_KERNEL
+                    break
                 extras = False
             t_rec.append(t)
             h_rec.append(h)
             record_values(y_rec, y, K_rec, K)
 
         jumped = False
+        failed = False
         while n_out < m and direction * (ts[n_out] - t_new) <= 0.0:
             if ts[n_out] == t_new:
                 if jumps:
@@ -596,20 +650,28 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
                 set_row(out, n_out, ynew)
             else:
                 if extras:
-                    nfev += stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp)
+                    nfev += S - f1_index - 1
+                    if stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp, fault):
+                        failed = True
+                        break
                     extras = False
                 dense_weights(P, (ts[n_out] - t) / h, w)
                 combine(y, h, w, K, tmp)
                 set_row(out, n_out, tmp)
             n_out += 1
+        if failed:
+            status = FAILED_KERNEL
+            break
 
         t = t_new
         copy_into(ynew, y)
         if jumped:
             # the state changed: the first stage of the next step is new
-            evaluate(system, t, y, fk)
-            set_row(K, 0, fk)
             nfev += 1
+            if checked_evaluate(system, t, y, fk, fault):
+                status = FAILED_KERNEL
+                break
+            set_row(K, 0, fk)
         else:
             copy_row(K, f1_index, 0)
 
@@ -626,9 +688,16 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
 
 @_jit
 def rhs_at_points(rhs, ts, ys, theta, F):
-    """``F[j] = rhs(ts[j], ys[j], theta)`` for every row (a compiled rhs)."""
+    """``F[j] = rhs(ts[j], ys[j], theta)`` for every row (a compiled rhs).
+
+    Returns 0, or the fault code of the first call that raised (the later
+    rows are not evaluated).
+    """
     for j in range(ts.size):
-        rhs(ts[j], ys[j], theta, F[j])
+        code = rhs(ts[j], ys[j], theta, F[j])
+        if code:
+            return code
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -663,7 +732,8 @@ def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
     Returns
     -------
     nvjp : int
-        Number of VJP evaluations.
+        Number of VJP evaluations, or ``FAILED_KERNEL`` (negative) when the
+        ``vjp`` kernel raised; then ``ybar`` and ``thbar`` are meaningless.
     """
     m = ts.size
     n = ybar.size
@@ -694,7 +764,8 @@ def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
             if row_is_zero(Kbar, s):
                 continue
             stage_input(y_grid[k], h, A, s, K_grid[k], Y)
-            vjp(t + C[s] * h, Y, theta, Kbar[s], ay, ath)
+            if vjp(t + C[s] * h, Y, theta, Kbar[s], ay, ath):
+                return FAILED_KERNEL
             nvjp += 1
             add_into(thbar, ath)
             add_into(ybar, ay)
@@ -722,7 +793,8 @@ def _python_twins(names):
     return {name: g[name] for name in names}
 
 
-_PY = _python_twins(["stages", "integrate", "reverse_steps", "stack_record",
-                     "record_values"])
+_PY = _python_twins(["stages", "checked_evaluate", "integrate", "reverse_steps",
+                     "rhs_at_points", "stack_record", "record_values"])
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]
+rhs_at_points_py = _PY["rhs_at_points"]

@@ -150,6 +150,8 @@ def initial_step_trial(y0, f0, span, rtol, atol, n_err):
         h0 = 1e-6
     else:
         h0 = 0.01 * d0 / d1
+    if not h0 > 0.0:  # d1 overflowed to inf
+        h0 = 1e-6
     return min(h0, span), d1
 
 
@@ -159,14 +161,16 @@ def initial_step_final(h0, d1, f0, f1, y0, span, max_step, order, rtol, atol, n_
     Wanner, Solving ODEs I, Sec. II.4; the same rule as SciPy's)."""
     acc = 0.0
     for i in range(n_err):
-        v = (f1[i] - f0[i]) / (h0 * (atol[i] + rtol[i] * abs(y0[i])))
+        v = (f1[i] - f0[i]) / (atol[i] + rtol[i] * abs(y0[i]))
         acc += v * v
-    d2 = math.sqrt(acc / max(n_err, 1))
+    # h0 > 0 (a tiny h0 or a huge state give inf, never a division by zero)
+    d2 = math.sqrt(acc / max(n_err, 1)) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / max(d1, d2)) ** (1.0 / (order + 1))
-    return min(100.0 * h0, h1, span, max_step)
+    h = min(100.0 * h0, h1, span, max_step)
+    return h if h > 0.0 else min(h0, span, max_step)  # NaN or 0 from overflow
 
 
 @_inline

@@ -47,7 +47,7 @@ def _run_chunk(rhs, y0s, thetas, ts, lo, hi, tab, opts, out, istats, fstats):
         res = _kernels.integrate(
             (rhs, theta), y0, t, A, C, B, E, E2, has_e2, P, n_stages, f1_index, fsal,
             error_order, rtol, atol, n_err, ctrl, first_step, max_step, max_steps,
-            fixed_step, False, False, out[i])
+            fixed_step, False, False, out[i], np.empty(y0.size + 2))
         istats[i, 0] = res[0]
         istats[i, 1] = res[3]
         istats[i, 2] = res[4]

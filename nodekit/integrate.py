@@ -1,5 +1,7 @@
 """``nk.solve``: input validation, the two drivers, and :class:`Solution`."""
 
+import inspect
+
 import numpy as np
 
 from . import _checks, _implicit, _kernels
@@ -26,7 +28,24 @@ STATUS_MESSAGES = {
         "(last step size h={h:.3g}; {naccept} accepted, {nreject} rejected). Increase "
         "`max_steps`, loosen rtol/atol, or check whether the problem is stiff (many "
         "rejected steps with small step sizes)."),
+    _kernels.FAILED_KERNEL: (
+        "A compiled kernel raised an exception near t={t:.6g} ({nsteps} steps, "
+        "{nfev} evaluations); the solve stopped there. Solve this case alone with "
+        "nk.solve to see the kernel and the exception."),
 }
+
+#: The message of a kernel fault when the kernel and its exception are known.
+KERNEL_FAULT_MESSAGE = (
+    "The {kernel} raised {error} at t={t:.6g} ({nsteps} steps, {nfev} evaluations); "
+    "the solve stopped there. Fix the kernel, or call it on that time and state "
+    "to reproduce the error.")
+
+#: Added to a non-finite failure at fixed steps, where no error control
+#: guards stability.
+FIXED_STEP_ADVICE = (
+    " At a fixed step size nothing controls stability: an explicit method with "
+    "too large a `step_size` blows up even on a well-behaved problem. Try a "
+    "smaller `step_size`, or an adaptive method (omit `step_size`).")
 
 DEFAULT_MAX_STEPS = 100_000
 _DEFAULT_CONTROLLER = PIController()
@@ -47,7 +66,7 @@ class Solution:
         are NaN.
     status : int
         0 on success; -1 non-finite derivative, -2 step size underflow, -3
-        ``max_steps`` exceeded.
+        ``max_steps`` exceeded, -4 a compiled kernel raised an exception.
     message : str
         What happened, and for failures what to try.
     success : bool
@@ -110,18 +129,43 @@ class Solution:
 def python_rhs(fun, shape):
     """Adapt ``fun(t, y, theta) -> dy/dt`` to the kernel form ``rhs(t, y, theta, out)``.
 
-    Checks the shape of every returned derivative against ``shape``.
+    ``fun`` gets a read-only view of the solver's state (modifying it in place
+    raises at once instead of corrupting the solve).  Checks every returned
+    derivative: real, not ``None``, of the shape ``shape``.
     """
     size = int(np.prod(shape))
 
     def rhs(t, y, theta, out):
-        f = np.asarray(fun(t, y.reshape(shape), theta), dtype=np.float64)
+        view = y.reshape(shape)
+        view.flags.writeable = False
+        f = fun(t, view, theta)
+        if f is None or np.iscomplexobj(f):
+            what = "None (a missing `return`?)" if f is None else "complex values"
+            raise TypeError(f"`fun` must return dy/dt, a real array of shape "
+                            f"y0.shape={shape}; it returned {what} at t={t!r}.")
+        f = np.asarray(f, dtype=np.float64)
         if f.shape != shape and not (f.size == size and f.ndim <= 1 and len(shape) <= 1):
             raise ValueError(f"`fun` must return an array of shape y0.shape={shape}; "
                              f"it returned shape {f.shape} at t={t!r}.")
         out[:] = f.ravel()
+        return 0
 
     return rhs
+
+
+def _check_fun_arity(fun):
+    """A Python ``fun`` must accept ``(t, y, theta)``."""
+    try:
+        sig = inspect.signature(fun)
+    except (TypeError, ValueError):
+        return  # builtins and some callables: no signature to check
+    try:
+        sig.bind(0.0, None, None)
+    except TypeError:
+        raise TypeError(
+            f"`fun` must accept three arguments: nodekit calls fun(t, y, theta); "
+            f"{getattr(fun, '__name__', 'fun')}{sig} does not. Add a third parameter "
+            "(`theta`, unused when the system has no parameters).") from None
 
 
 def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
@@ -143,19 +187,21 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     if not compiled and not callable(fun):
         raise TypeError("`fun` must be a callable fun(t, y, theta) or an nk.ODE; got "
                         f"{type(fun).__name__}.")
+    if not compiled and system is None:
+        _check_fun_arity(fun)
     y0 = _checks.check_y0(y0)
     ts = _checks.check_t(t)
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
-    if compiled:
-        fun.check_sizes(y0, theta)
     rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
     atol_a = _checks.check_tol(atol, "atol", y0.shape, y0)
     _checks.check_positive(max_step, "max_step")
+    _checks.check_resolved_step(max_step, "max_step", ts)
     _checks.check_positive(max_steps, "max_steps", integer=True)
     if first_step is not None:
         _checks.check_positive(first_step, "first_step")
     if step_size is not None:
         _checks.check_positive(step_size, "step_size")
+        _checks.check_resolved_step(step_size, "step_size", ts)
     elif not tableau.is_adaptive:
         raise ValueError(f"`step_size` is required for the fixed-step method "
                          f"{tableau.name!r}; pass step_size=h, or choose an adaptive "
@@ -167,6 +213,9 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
 
     shape = y0.shape
     y0f = np.ascontiguousarray(y0.ravel())
+    if compiled and system is None:
+        fun.check_sizes(y0, theta)
+        fun.check_first_call(float(ts[0]), y0f, theta, shape)
     if system is None:
         system = _kernels.ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
                                      theta)
@@ -185,13 +234,14 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
     n = y0.size
     shape = (n,) if shape is None else shape
     out = np.full((ts.size, n), np.nan)
+    fault = np.zeros(n + 2)
     args = (system, y0, ts, tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
             tableau.has_e2, tableau.P, tableau.n_stages, tableau.f1_index, tableau.fsal,
             tableau.error_order or tableau.order, rtol, atol,
             n if n_err is None else n_err, controller.array,
             0.0 if first_step is None else float(first_step), float(max_step),
             int(max_steps), 0.0 if step_size is None else float(step_size),
-            bool(dense), bool(jumps), out)
+            bool(dense), bool(jumps), out, fault)
     res = run_loop(compiled, args)
     (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
      t_grid, h_grid, y_grid, K_grid, _) = res
@@ -199,10 +249,15 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
                 nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
                 nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
                 method=tableau.name, shape=shape, t=ts)
-    if status != 0:
+    if status == _kernels.FAILED_KERNEL:
+        info["fault_state"] = fault[2:].copy()
+        info["message"] = kernel_fault_message(system, fault, info["nsteps"], info["nfev"])
+    elif status != 0:
         info["message"] = STATUS_MESSAGES[info["status"]].format(
             t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
                 "nsteps", "nfev", "naccept", "nreject", "max_steps")})
+        if status == _kernels.FAILED_NONFINITE and step_size is not None:
+            info["message"] += FIXED_STEP_ADVICE
     else:
         info["message"] = STATUS_MESSAGES[0]
     dense_data = None
@@ -210,6 +265,76 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
         dense_data = DenseSolution(tableau, t_grid, h_grid, y_grid, K_grid,
                                    float(ts[0]), float(t_reached), shape)
     return out, info, dense_data
+
+
+def _kernel_sources(args):
+    """``args`` with every guarded compiled kernel (also inside a system tuple)
+    replaced by the compiled kernel it wraps, which raises its exceptions."""
+    def swap(a):
+        if isinstance(a, tuple):
+            return tuple(swap(b) for b in a)
+        src = getattr(a, "nodekit_source", None)
+        return a if src is None else src[2]
+    return tuple(swap(a) for a in args)
+
+
+def _kernel_names(args):
+    """``{fault code: 'rhs kernel name'}`` for the guarded kernels in ``args``."""
+    from .ode import RHS_FAULT, VJP_FAULT
+    codes = {"rhs": RHS_FAULT, "vjp": VJP_FAULT}
+    names = {}
+    for a in args:
+        for b in (a if isinstance(a, tuple) else (a,)):
+            src = getattr(b, "nodekit_source", None)
+            if src is not None:
+                names[codes[src[0]]] = f"`{src[0]}` kernel {src[1]!r}"
+    return names
+
+
+def _replay(fn, args):
+    """Run the interpreted ``fn(*args)`` with the kernels that raise; return
+    the exception it raises as text, or ``None``."""
+    try:
+        with np.errstate(all="ignore"):
+            fn(*_kernel_sources(args))
+    except Exception as exc:  # noqa: BLE001 - the kernel's own exception
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def kernel_fault_message(system, fault, nsteps, nfev):
+    """The message of a solve that stopped because a compiled kernel raised.
+
+    ``fault = [code, t, state...]`` as the loop recorded it; the kernel is
+    called again on that state (outside the guard) to recover its exception.
+    """
+    code, t = int(fault[0]), float(fault[1])
+    state = np.ascontiguousarray(fault[2:])
+    kernel = _kernel_names((system,)).get(code, "compiled kernel")
+    error = _replay(_kernels.evaluate, (system, t, state, np.empty_like(state)))
+    return KERNEL_FAULT_MESSAGE.format(
+        kernel=kernel, error=error or "an exception (which did not recur when re-run)",
+        t=t, nsteps=nsteps, nfev=nfev)
+
+
+def replay_fault_message(fn_py, args, what):
+    """The message for a compiled helper (``_kernels.reverse_steps`` or
+    ``rhs_at_points``) that returned a fault: ``fn_py`` (its interpreted twin)
+    is re-run on the same ``args`` to recover the kernel's exception.
+
+    Parameters
+    ----------
+    fn_py : callable
+        ``_kernels.reverse_steps_py`` or ``_kernels.rhs_at_points_py``.
+    args : tuple
+        The arguments the compiled helper was called with.
+    what : str
+        What was being computed, for the message (e.g. "the discrete backward pass").
+    """
+    names = _kernel_names(args)
+    kernel = " or ".join(sorted(names.values())) or "compiled kernel"
+    error = _replay(fn_py, args) or "an exception (which did not recur when re-run)"
+    return f"The {kernel} raised {error} during {what}. Fix the kernel."
 
 
 _ENTRY = {}

@@ -1,18 +1,33 @@
 """``nk.ODE``: a right-hand side given as compiled Numba kernels."""
+import hashlib
+import importlib
 import inspect
+import math
+import numbers
+import os
+import sys
+import types
 from functools import cached_property
 
 import numba as nb
+import numpy as np
 from numba import types as nbt
 from numba.core.ccallback import CFunc
 from numba.core.errors import TypingError
 from numba.core.registry import CPUDispatcher
 
 _V = nbt.float64[::1]
-#: Signature of a compiled right-hand side ``rhs(t, y, theta, out)``.
+#: Signature of a user's ``rhs(t, y, theta, out)`` kernel given as a prebuilt cfunc.
 RHS_SIG = nbt.void(nbt.float64, _V, _V, _V)
-#: Signature of a compiled VJP ``vjp(t, y, theta, a, out_y, out_theta) -> a.df/dt``.
+#: Signature of a user's ``vjp(t, y, theta, a, out_y, out_theta) -> a.df/dt``.
 VJP_SIG = nbt.float64(nbt.float64, _V, _V, _V, _V, _V)
+#: Signatures of the guarded kernels the loop calls: they return a fault code.
+RHS_GUARDED_SIG = nbt.int64(nbt.float64, _V, _V, _V)
+VJP_GUARDED_SIG = nbt.int64(nbt.float64, _V, _V, _V, _V, _V)
+
+#: Fault codes a guarded kernel returns when the kernel raised: which kernel.
+RHS_FAULT = 1
+VJP_FAULT = 2
 
 
 def _arity(fn):
@@ -22,8 +37,16 @@ def _arity(fn):
         return None
 
 
-def _check_kernel(fn, name, arity, signature_text):
+def _check_kernel(fn, name, arity, signature_text, sig):
     if isinstance(fn, CFunc):
+        got = fn._sig
+        if len(got.args) != len(sig.args) or any(
+                a != b for a, b in zip(got.args, sig.args)):
+            raise TypeError(
+                f"`{name}` is a prebuilt numba.cfunc of signature {got}; nk.ODE needs "
+                f"{signature_text} with the signature {sig} (float64 time, 1-D "
+                "contiguous float64 arrays). Pass the @numba.njit function instead and "
+                "nk.ODE compiles it.")
         return
     if not isinstance(fn, CPUDispatcher):
         raise TypeError(
@@ -37,29 +60,98 @@ def _check_kernel(fn, name, arity, signature_text):
                         f"{fn.py_func.__name__} takes {n}.")
 
 
-def _cfunc(fn, sig, name):
-    """A first-class compiled function (cached on disk) for kernel ``fn``.
+# The guarded kernels: compiled wrappers that catch whatever the kernel raises
+# (a ``numba.cfunc`` cannot pass an exception to its caller: Numba prints it as
+# "Exception ignored" and returns garbage) and return a fault code instead,
+# which the loop turns into a failed solve.  ``kernel`` is a global of each
+# wrapper's own copy of the function; ``key`` (in the closure, so in Numba's
+# cache index) identifies the kernel's source, so that each kernel gets its
+# own cache entry and an edited kernel is recompiled.
+def _rhs_template(key):
+    def guarded_rhs(t, y, theta, out):
+        if key == 0:
+            return 0
+        try:
+            kernel(t, y, theta, out)  # noqa: F821 - a global of the copy
+        except Exception:  # noqa: BLE001 - any exception fails the solve
+            return 1  # RHS_FAULT
+        return 0
+    return guarded_rhs
 
-    Compiled with NumPy's error model: ``1/0`` gives ``inf`` (and the solve
-    stops with status -1), where Python's would raise a ``ZeroDivisionError``
-    that cannot propagate out of the compiled loop (it would be printed and
-    ignored, and the solve would report success).
-    """
-    if isinstance(fn, CFunc):
-        return fn
-    # keep the kernel's own code-generation options (fastmath, boundscheck)
-    opts = {k: v for k, v in fn.targetoptions.items() if k in ("fastmath", "boundscheck")}
-    opts["error_model"] = "numpy"
+
+def _vjp_template(key):
+    def guarded_vjp(t, y, theta, a, out_y, out_theta):
+        if key == 0:
+            return 0
+        try:
+            kernel(t, y, theta, a, out_y, out_theta)  # noqa: F821 - a global of the copy
+        except Exception:  # noqa: BLE001 - any exception fails the solve
+            return 2  # VJP_FAULT
+        return 0
+    return guarded_vjp
+
+
+_TEMPLATES = {"rhs": (_rhs_template, RHS_GUARDED_SIG),
+              "vjp": (_vjp_template, VJP_GUARDED_SIG)}
+
+
+def _source_key(py_func, options):
+    """A stable integer naming a kernel's source as Numba's own cache does
+    (file, its size and modification time, the function's name and line),
+    or ``None`` when the kernel has no source file to key on."""
+    code = py_func.__code__
     try:
-        return nb.cfunc(sig, cache=True, **opts)(fn.py_func)
+        st = os.stat(code.co_filename)
+    except OSError:
+        return None
+    text = repr((code.co_filename, st.st_mtime_ns, st.st_size, py_func.__qualname__,
+                 code.co_firstlineno, sorted(options.items(), key=str)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little") | 1
+
+
+def _inner_kernel(fn, debug):
+    """The kernel as the guarded wrapper calls it: Numba-compiled with NumPy's
+    error model (``1/0`` gives ``inf``, which fails the solve with status -1),
+    keeping the kernel's ``fastmath`` and ``boundscheck`` (forced on by
+    ``debug``)."""
+    if isinstance(fn, CFunc):
+        return fn, {}
+    opts = {k: v for k, v in fn.targetoptions.items() if k in ("fastmath", "boundscheck")}
+    if debug:
+        opts["boundscheck"] = True
+    opts["error_model"] = "numpy"
+    return nb.njit(**opts)(fn.py_func), opts
+
+
+def _cfunc(fn, role, debug=False):
+    """The guarded first-class compiled function (cached on disk) for kernel ``fn``.
+
+    ``role`` is ``"rhs"`` or ``"vjp"``.  The result carries
+    ``nodekit_source = (role, name, inner)``: ``inner`` is the compiled kernel
+    it calls, which :func:`nodekit.integrate.kernel_fault_message` re-runs to
+    recover the exception of a failed solve.
+    """
+    template, sig = _TEMPLATES[role]
+    inner, opts = _inner_kernel(fn, debug)
+    py_func = fn._pyfunc if isinstance(fn, CFunc) else fn.py_func
+    key = _source_key(py_func, opts)
+    proto = template(key or 1)
+    wrapper = types.FunctionType(proto.__code__, {"kernel": inner}, proto.__name__,
+                                 None, proto.__closure__)
+    wrapper.__qualname__ = proto.__qualname__
+    wrapper.__module__ = proto.__module__
+    try:
+        cf = nb.cfunc(sig, cache=key is not None)(wrapper)
     except TypingError as exc:  # numba typing errors are long; lead with ours
         raise TypeError(
-            f"`{name}` kernel {fn.py_func.__name__} could not be compiled for the "
-            f"signature {sig} (1-D contiguous float64 arrays). Numba said:\n{exc}") from exc
-    except Exception:
-        # no source file to key a disk cache on (exec'd code, some REPLs), or
-        # globals that cannot be pickled: compile without the disk cache
-        return nb.cfunc(sig, cache=False, **opts)(fn.py_func)
+            f"`{role}` kernel {py_func.__name__} could not be compiled for the "
+            f"arguments {sig.args} (float64 time, 1-D contiguous float64 arrays). "
+            f"Numba said:\n{exc}") from exc
+    except Exception:  # noqa: BLE001
+        # globals that cannot be pickled for the cache index: no disk cache
+        cf = nb.cfunc(sig, cache=False)(wrapper)
+    cf.nodekit_source = (role, py_func.__name__, inner)
+    return cf
 
 
 class ODE:
@@ -78,25 +170,52 @@ class ODE:
         ``vjp(t, y, theta, a, out_y, out_theta) -> float`` overwrites
         ``out_y = a^T df/dy`` and ``out_theta = a^T df/dtheta`` and returns
         ``a^T df/dt``.  Needed only to differentiate through a solve.
+    jac : numba-jitted function, optional
+        ``jac(t, y, theta, out)`` writes the Jacobian ``df/dy`` row by row
+        (``out[i * n + j] = df_i/dy_j``) into the flat ``out`` of ``n * n``
+        values.  Stored for methods that use it; checked by
+        :func:`nodekit.check_ode`.
+    n_states, n_theta : int, optional
+        The sizes of ``y`` and ``theta`` the kernels expect.  When given,
+        ``nk.solve`` and ``nk.odeint`` reject other sizes on entry with a
+        message naming them.  A kernel that loops over ``y.size`` (and
+        therefore accepts any batch) leaves ``n_states`` unset; a declared
+        ``n_states`` means exactly that many values, so a batch ``(B, d)``
+        for a ``d``-state kernel is an error.
     name : str, optional
         Shown in messages and reprs.
+    debug : bool, default False
+        Compile the kernels with bounds checking: an index past the end of an
+        array then fails the solve (status -4, ``IndexError``) instead of
+        reading or writing past the array.
 
     Raises
     ------
     TypeError
         If a kernel is not Numba-jitted or takes the wrong number of arguments.
+    ValueError
+        If ``n_states`` or ``n_theta`` is not a positive (non-negative)
+        integer.
 
     Notes
     -----
-    Each kernel is compiled once more as a ``numba.cfunc`` with the fixed
-    signature above (keeping its ``fastmath`` and ``boundscheck`` options,
+    Each kernel is compiled once more inside a ``numba.cfunc`` wrapper of a
+    fixed signature (keeping its ``fastmath`` and ``boundscheck`` options,
     with NumPy's error model so that ``1/0`` gives ``inf`` and fails the
-    solve instead of an exception that could not leave the compiled loop)
-    and cached on disk; the solver loop receives it as a
-    first-class function, so the loop itself is compiled once for all ODEs
-    and loaded from Numba's cache by every later process.  Define kernels at
-    module level in a file (not in a notebook cell or a closure) so that
-    Numba can cache them.
+    solve), cached on disk.  The wrapper catches any exception the kernel
+    raises and returns a fault code, so that the solve stops with status -4
+    and a message naming the kernel and the exception, instead of Numba
+    printing "Exception ignored" and the solve carrying on.  The solver loop
+    receives the wrappers as first-class functions, so the loop itself is
+    compiled once for all ODEs and loaded from Numba's cache by every later
+    process.  Define kernels at module level in a file (not in a notebook
+    cell or a closure) so that Numba can cache them.
+
+    The first solve with each pair of sizes of ``y`` and ``theta`` runs
+    ``rhs`` once interpreted, in a checked mode (:meth:`check_first_call`):
+    reads or writes past an array, writes into ``y`` and entries of ``out``
+    left unwritten are reported before the compiled solve starts.  An
+    ``ODE`` pickles by reference to its kernels' module and name.
 
     Examples
     --------
@@ -110,34 +229,186 @@ class ODE:
     True
     """
 
-    def __init__(self, rhs, vjp=None, *, name=None):
-        _check_kernel(rhs, "rhs", 4, "(t, y, theta, out)")
+    def __init__(self, rhs, vjp=None, jac=None, *, n_states=None, n_theta=None,
+                 name=None, debug=False):
+        _check_kernel(rhs, "rhs", 4, "(t, y, theta, out)", RHS_SIG)
         if vjp is not None:
-            _check_kernel(vjp, "vjp", 6, "(t, y, theta, a, out_y, out_theta)")
+            _check_kernel(vjp, "vjp", 6, "(t, y, theta, a, out_y, out_theta)", VJP_SIG)
+        if jac is not None:
+            _check_kernel(jac, "jac", 4, "(t, y, theta, out)", RHS_SIG)
         self.rhs = rhs
         self.vjp = vjp
-        self.name = name or getattr(getattr(rhs, "py_func", rhs), "__name__", "ode")
+        self.jac = jac
+        self.n_states = _size_or_none(n_states, "n_states")
+        self.n_theta = _size_or_none(n_theta, "n_theta", allow_zero=True)
+        self.debug = bool(debug)
+        self.name = name or _python_kernel(rhs).__name__
+        self._checked = set()
 
     @cached_property
     def rhs_cfunc(self):
         """The ``rhs`` kernel as a cached first-class compiled function."""
-        return _cfunc(self.rhs, RHS_SIG, "rhs")
+        return _cfunc(self.rhs, "rhs", self.debug)
 
     @cached_property
     def vjp_cfunc(self):
         """The ``vjp`` kernel as a first-class function (a stub if absent)."""
         if self.vjp is None:
             return _no_vjp()
-        return _cfunc(self.vjp, VJP_SIG, "vjp")
+        return _cfunc(self.vjp, "vjp", self.debug)
 
     def check_sizes(self, y0, theta):
-        """Called by ``nk.solve`` and ``nk.odeint`` with the validated ``y0`` and
-        flat ``theta`` before any kernel runs; raises a ValueError if their
-        sizes cannot be the kernels'.  Does nothing here (a plain ``nk.ODE``
-        does not know its sizes); ODEs that know them override it."""
+        """Check the validated ``y0`` and flat ``theta`` against the declared
+        ``n_states`` and ``n_theta``; called by ``nk.solve`` and ``nk.odeint``
+        before any kernel runs (ODEs that know their sizes otherwise override
+        it).
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, the declared size and the size received.
+        """
+        shape, n_theta = y0.shape, theta.size
+        n = math.prod(shape)
+        if self.n_states is not None and n != self.n_states:
+            batch = (" A batch of states must be one flat state of the declared "
+                     "size: this kernel does not declare batch support.") \
+                if n % self.n_states == 0 else ""
+            raise ValueError(
+                f"`y0` must have {self.n_states} values for {self.name} (n_states="
+                f"{self.n_states}); got shape {tuple(shape)} ({n} values).{batch}")
+        if self.n_theta is not None and n_theta != self.n_theta:
+            raise ValueError(
+                f"`theta` must have {self.n_theta} values for {self.name} (n_theta="
+                f"{self.n_theta}); got {n_theta} values."
+                + (" Pass theta=..." if n_theta == 0 else ""))
+
+    def check_first_call(self, t, y, theta, shape=None):
+        """Run ``rhs`` once, interpreted, on ``(t, y, theta)`` (flat float64
+        arrays) and check what it reads and writes; once per process for each
+        pair of sizes.
+
+        The interpreted run indexes its arrays with Python's bounds checks
+        (reading ``theta`` or ``y`` past the end, or writing ``out`` past the
+        end, raises ``IndexError`` instead of touching memory), gets a
+        read-only ``y`` (a kernel must not modify its state), and starts from
+        an ``out`` filled with NaN and then with another marker value, so
+        that entries the kernel never writes are found.
+
+        Raises
+        ------
+        ValueError
+            Describing the mismatch and what to try.
+        """
+        key = (y.size, theta.size)
+        if key in self._checked:
+            return
+        _check_call(_python_kernel(self.rhs), "rhs", self.name, t, y, theta,
+                    y.shape if shape is None else shape)
+        self._checked.add(key)
+
+    def __getstate__(self):
+        # compiled wrappers do not pickle: keep the kernels (by module and
+        # name where they can be imported again) and rebuild on first use
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("rhs_cfunc", "vjp_cfunc", "_checked")}
+        for k in ("rhs", "vjp", "jac"):
+            state[k] = _KernelRef.of(state.get(k))
+        return state
+
+    def __setstate__(self, state):
+        for k in ("rhs", "vjp", "jac"):
+            ref = state.get(k)
+            if isinstance(ref, _KernelRef):
+                state[k] = ref.resolve()
+        self.__dict__.update(state)
+        self._checked = set()
 
     def __repr__(self):
         return f"nk.ODE({self.name}, vjp={'yes' if self.vjp is not None else 'no'})"
+
+
+class _KernelRef:
+    """A kernel pickled by reference: its module and qualified name."""
+
+    def __init__(self, module, qualname):
+        self.module, self.qualname = module, qualname
+
+    @classmethod
+    def of(cls, kernel):
+        if kernel is None:
+            return None
+        py = _python_kernel(kernel)
+        mod = sys.modules.get(getattr(py, "__module__", None) or "")
+        obj = mod
+        for part in py.__qualname__.split("."):
+            obj = getattr(obj, part, None)
+        if obj is kernel:
+            return cls(py.__module__, py.__qualname__)
+        return kernel  # not reachable by name: Numba's own pickling (by value)
+
+    def resolve(self):
+        obj = importlib.import_module(self.module)
+        for part in self.qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+def _python_kernel(fn):
+    return fn._pyfunc if isinstance(fn, CFunc) else fn.py_func
+
+
+def _size_or_none(x, name, allow_zero=False):
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < (0 if allow_zero else 1):
+        what = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"`{name}` must be None or {what} integer; got {name}={x!r}.")
+    return int(x)
+
+
+_MARK = -7.7e307  # a value no kernel writes by chance
+
+
+def _check_call(py_kernel, role, name, t, y, theta, shape):
+    """One interpreted call of ``py_kernel(t, y, theta, out)``: see
+    :meth:`ODE.check_first_call`."""
+    n, p = y.size, theta.size
+    sizes = (f"y of {n} values (y0.shape={tuple(shape)}) and theta of {p} values")
+    y_ro = y.copy()
+    y_ro.setflags(write=False)
+    written = None
+    for fill in (np.nan, _MARK):
+        out = np.full(n, fill)
+        try:
+            with np.errstate(all="ignore"):
+                py_kernel(t, y_ro, theta.copy(), out)
+        except IndexError as exc:
+            raise ValueError(
+                f"The `{role}` kernel {name!r} indexes past the end of an array when "
+                f"called with {sizes} (IndexError: {exc}): it reads more parameters or "
+                "states than given, or writes more derivatives than the state has. "
+                "Pass y0 and theta of the sizes the kernel expects (declare them with "
+                "nk.ODE(..., n_states=, n_theta=) to have them checked by name).") from None
+        except ValueError as exc:
+            if "read-only" in str(exc):
+                raise ValueError(
+                    f"The `{role}` kernel {name!r} writes into its input `y`; it must "
+                    "only write `out` (the solver's state would be corrupted).") from None
+            return  # other failures surface from the compiled solve
+        except Exception:  # noqa: BLE001
+            return  # the compiled solve reports the kernel's exception
+        unwritten = np.isnan(out) if written is None else (out == _MARK) & written
+        written = unwritten
+        if not unwritten.any():
+            return
+    idx = np.flatnonzero(written)
+    shown = ", ".join(map(str, idx[:8])) + (", ..." if idx.size > 8 else "")
+    raise ValueError(
+        f"The `{role}` kernel {name!r} never writes out[{shown}] ({idx.size} of {n} "
+        f"entries) when called with {sizes}; those derivatives would keep stale "
+        "values. A compiled kernel sees the state flat: give y0 with as many values "
+        "as the kernel writes (declare n_states in nk.ODE), or write every entry.")
 
 
 _NO_VJP = []
@@ -146,9 +417,9 @@ _NO_VJP = []
 def _no_vjp():
     """A placeholder VJP of the right signature for forward-only solves."""
     if not _NO_VJP:
-        _NO_VJP.append(nb.cfunc(VJP_SIG, cache=True)(_no_vjp_kernel))
+        _NO_VJP.append(nb.cfunc(VJP_GUARDED_SIG, cache=True)(_no_vjp_kernel))
     return _NO_VJP[0]
 
 
 def _no_vjp_kernel(t, y, theta, a, out_y, out_theta):  # pragma: no cover - compiled
-    return 0.0
+    return 0

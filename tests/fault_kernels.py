@@ -1,0 +1,62 @@
+"""Faulty compiled kernels for tests/test_faults.py (module level, so Numba
+caches them)."""
+import numba
+
+
+@numba.njit(cache=True)
+def raises_late(t, y, th, out):
+    """``dy/dt = -th[0] y``, raising for ``t > 0.5``."""
+    if t > 0.5:
+        raise ValueError("kernel refuses t > 0.5")
+    for i in range(y.size):
+        out[i] = -th[0] * y[i]
+
+
+@numba.njit(cache=True, boundscheck=True)
+def writes_past_end_late(t, y, th, out):
+    """Writes ``out[5]`` for ``t > 0.5``: an IndexError under ``boundscheck``."""
+    out[0] = -y[0]
+    out[1] = -y[1]
+    if t > 0.5:
+        out[5] = 1.0
+
+
+@numba.njit(cache=True)
+def writes_past_end(t, y, th, out):
+    """Writes ``out[5]`` (no bounds check: past a 2-state array)."""
+    out[0] = -y[0]
+    out[1] = -y[1]
+    out[5] = 1.0
+
+
+@numba.njit(cache=True)
+def writes_first_only(t, y, th, out):
+    """Writes ``out[0]`` only."""
+    out[0] = -y[0]
+
+
+@numba.njit(cache=True)
+def modifies_y(t, y, th, out):
+    y[0] = 0.0
+    out[0] = -y[0]
+
+
+@numba.njit(cache=True)
+def lv(t, y, th, out):
+    """Lotka-Volterra, two states, four parameters (hard-coded indices)."""
+    out[0] = th[0] * y[0] - th[1] * y[0] * y[1]
+    out[1] = -th[2] * y[1] + th[3] * y[0] * y[1]
+
+
+@numba.njit(cache=True)
+def decay(t, y, th, out):
+    for i in range(y.size):
+        out[i] = -th[0] * y[i]
+
+
+@numba.njit(cache=True)
+def decay_vjp_raises(t, y, th, a, out_y, out_th):
+    """A VJP that raises at every call."""
+    if t >= 0.0 or t < 0.0:
+        raise RuntimeError("vjp is broken")
+    return 0.0
