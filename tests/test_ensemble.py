@@ -195,3 +195,18 @@ def test_gradient_of_shared_theta_sums_over_trajectories():
     g = autograd.grad(loss)(np.array([0.7]))
     # d/dk sum_i y0_i exp(-k) = -exp(-k) sum_i y0_i
     np.testing.assert_allclose(g, [-np.exp(-0.7) * y0s.sum()], rtol=1e-8)
+
+
+def test_dask_cluster_equals_local():
+    distributed = pytest.importorskip("dask.distributed")
+    y0s, thetas = _lv_problem(12)
+    t = np.linspace(0.0, 2.0, 5)
+    local = nk.solve_ensemble(LV, y0s, t, thetas, rtol=1e-8, atol=1e-10)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = nk.solve_ensemble(LV, y0s, t, thetas, rtol=1e-8, atol=1e-10,
+                                   client=client, chunk_size=5)
+    np.testing.assert_array_equal(remote.y, local.y)
+    np.testing.assert_array_equal(remote.nfev, local.nfev)
+    assert remote.messages == local.messages
