@@ -88,7 +88,11 @@ def _rhs_at_outputs(record):
     """``f(t_j, y_j)`` at every output, shape ``(m, n)``, for the time gradients."""
     if record.compiled:
         F = np.empty_like(record.ys)
-        _kernels.rhs_at_points(record.fun.rhs_cfunc, record.ts, record.ys, record.theta_flat, F)
+        args = (record.fun.rhs_cfunc, record.ts, record.ys, record.theta_flat, F)
+        if _kernels.rhs_at_points(*args):
+            from .integrate import replay_fault_message
+            raise GradientError("nk.odeint: " + replay_fault_message(
+                _kernels.rhs_at_points_py, args, "the time gradients at the outputs"))
         return F
     return np.stack([np.ravel(record.fun(t, y.reshape(record.shape), record.theta))
                      for t, y in zip(record.ts, record.ys)])
@@ -175,10 +179,9 @@ def _checked_reverse(compiled):
     def reverse(*args):
         nvjp = sweep(*args)
         if nvjp < 0:
-            raise GradientError(
-                "The discrete backward pass stopped: the `vjp` kernel raised an "
-                f"exception (code {nvjp}). Fix the kernel; calling it on the states of "
-                "the forward solve (nk.solve(..., dense=True)) reproduces the error.")
+            from .integrate import replay_fault_message
+            raise GradientError("nk.odeint: " + replay_fault_message(
+                _kernels.reverse_steps_py, args, "the discrete backward pass"))
         return nvjp
 
     return reverse

@@ -207,3 +207,16 @@ def test_unstable_fixed_step_is_not_blamed_on_a_singularity():
 def test_huge_max_steps_is_a_value_error():
     with pytest.raises(ValueError, match=r"at most 2\*\*63 - 1"):
         nk.solve(nk.ODE(decay), [1.0], T, [1.0], max_steps=2 ** 63)
+
+
+@pytest.mark.parametrize("checkpoints", [0, 2])
+def test_vjp_exception_in_odeint_discrete_raises_naming_the_kernel(checkpoints):
+    import autograd
+    import autograd.numpy as anp
+    ode = nk.ODE(decay, decay_vjp_raises)
+
+    def loss(th):
+        return anp.sum(nk.odeint(ode, [1.0], np.linspace(0, 1, 5), th, gradient="discrete",
+                                 checkpoints=checkpoints))
+    with pytest.raises(nk.GradientError, match="`vjp` kernel 'decay_vjp_raises' raised"):
+        autograd.grad(loss)(np.array([1.0]))
