@@ -7,23 +7,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nodekit as nk
 from nodekit.validation.kernels import lotka_volterra_rhs, lotka_volterra_vjp
+from problems import linear_rhs
 
 
 @numba.njit(cache=True)
 def blowup_rhs(t, y, th, out):
     # y' = k y^2: y(t) = y0 / (1 - k y0 t) blows up at t = 1 / (k y0)
     out[0] = th[0] * y[0] * y[0]
-
-
-@numba.njit(cache=True)
-def linear_rhs(t, y, th, out):
-    # y' = A y with A = th reshaped (n, n), row-major
-    n = y.size
-    for i in range(n):
-        acc = 0.0
-        for j in range(n):
-            acc += th[i * n + j] * y[j]
-        out[i] = acc
 
 
 LV = nk.ODE(lotka_volterra_rhs)
