@@ -24,13 +24,13 @@ loop, with the increment ``sqrt(eps) * max(|y_j|, 1e-5)`` (the choice of
 Hairer's codes and SciPy's ``num_jac`` floor); ``df/dt`` likewise.
 """
 import math
-import types
 import warnings
 
 import numba as nb
 import numpy as np
 
-from . import _kernels
+from . import _interrupt, _kernels
+from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, axpy, checked_evaluate,
                        combine, copy_into, dense_weights, note_fault, record_values,
@@ -274,6 +274,9 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         if nsteps >= max_steps:
             status = FAILED_MAX_STEPS
             break
+        if interrupted():
+            status = INTERRUPTED
+            break
         if fresh:
             code, evals = jacobians(system, jac, has_jac, theta, t, y, f0, J, dfdt,
                                     tmp, fk, direction, fault)
@@ -348,21 +351,8 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
 
 
-def _python_twins(names):
-    """Interpreted versions of the jitted functions ``names`` of this module
-    (as :func:`nodekit._kernels._python_twins`): element-wise helpers stay
-    compiled, the loop and whatever calls the right-hand side run in Python."""
-    g = dict(globals())
-    g.update(_kernels._PY)          # the step record's interpreted versions
-    for name in names:
-        fn = g[name].py_func
-        g[name] = types.FunctionType(fn.__code__, g, fn.__name__,
-                                     fn.__defaults__, fn.__closure__)
-    return {name: g[name] for name in names}
-
-
-_PY = _python_twins(["rosenbrock", "rosenbrock_stages", "fd_jacobian",
-                     "fd_time_derivative", "jacobians"])
+_PY = _kernels.python_twins(globals(), ["rosenbrock", "rosenbrock_stages", "fd_jacobian",
+                                         "fd_time_derivative", "jacobians"], _kernels._PY)
 rosenbrock_py = _PY["rosenbrock"]
 
 
@@ -438,11 +428,12 @@ def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
         loop, jac = rosenbrock_py, _autograd_jacobian(fun, shape, ts[0], y0, theta)
     has_jac = jac is not None
     jac = _no_jac() if jac is None else jac
-    res = loop(system, jac, has_jac, theta, y0, ts, tab.A, tab.Cm, tab.M, tab.E,
-               tab.c_arr, tab.d_arr, tab.P,
-               float(tab.gamma), tab.error_order, rtol, atol, n, controller.array,
-               0.0 if first_step is None else float(first_step), float(max_step),
-               int(max_steps), bool(dense), out, fault)
+    with _interrupt.armed(compiled):
+        res = loop(system, jac, has_jac, theta, y0, ts, tab.A, tab.Cm, tab.M, tab.E,
+                   tab.c_arr, tab.d_arr, tab.P,
+                   float(tab.gamma), tab.error_order, rtol, atol, n, controller.array,
+                   0.0 if first_step is None else float(first_step), float(max_step),
+                   int(max_steps), bool(dense), out, fault)
     (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out, njev, nlu,
      t_grid, h_grid, y_grid, K_grid, _) = res
     info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),

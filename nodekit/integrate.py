@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-from . import _checks, _implicit, _kernels
+from . import _checks, _implicit, _interrupt, _kernels
 from .controllers import PIController
 from .ode import ODE
 from .tableaux import get_tableau
@@ -28,6 +28,9 @@ STATUS_MESSAGES = {
         "(last step size h={h:.3g}; {naccept} accepted, {nreject} rejected). Increase "
         "`max_steps`, loosen rtol/atol, or check whether the problem is stiff (many "
         "rejected steps with small step sizes)."),
+    _interrupt.INTERRUPTED: (
+        "Interrupted (Ctrl-C) at t={t:.6g} after {nsteps} steps and {nfev} "
+        "evaluations."),
     _kernels.FAILED_KERNEL: (
         "A compiled kernel raised an exception near t={t:.6g} ({nsteps} steps, "
         "{nfev} evaluations); the solve stopped there. Solve this case alone with "
@@ -364,7 +367,8 @@ def run_loop(compiled, args):
         sig = tuple(numba.typeof(a) for a in args)
         _kernels.integrate.compile(sig)
         entry = _ENTRY[kind] = _kernels.integrate.overloads[sig].entry_point
-    return entry(*args)
+    with _interrupt.armed():
+        return entry(*args)
 
 
 class DenseSolution:
