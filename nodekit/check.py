@@ -7,6 +7,8 @@ array.  :func:`check_ode` calls the kernels once at a given point and
 compares what they return with central differences of ``rhs``, and reports
 every finding in words.
 """
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -234,6 +236,36 @@ def _run_checks(ode, y, th, p, rtol):
         yield _values_check(name, kernel, ode.rhs, p, rtol)
 
 
+_VJP_CHECKED = weakref.WeakKeyDictionary()
+_VJP_LOCK = threading.Lock()
+
+
+def check_vjp_first_call(ode, t, y, theta):
+    """Run ``ode.vjp`` once interpreted, in the checked mode of ``check_ode``
+    (bounds, writes into its inputs, unwritten entries of ``out_y`` and
+    ``out_theta``); once per process for each ODE and pair of sizes.  Called
+    by the backward pass of ``nk.odeint`` before the compiled backward solve.
+
+    Raises
+    ------
+    ValueError
+        Naming what the kernel does wrong, and pointing to :func:`check_ode`.
+    """
+    y = np.ascontiguousarray(y, dtype=np.float64).ravel()
+    theta = np.ascontiguousarray(theta, dtype=np.float64).ravel()
+    key = (y.size, theta.size)
+    with _VJP_LOCK:
+        if key in _VJP_CHECKED.get(ode, ()):
+            return
+    found = _structure_check("vjp", ode.vjp, _Point(float(t), y, theta, np.ones(y.size),
+                                                    y.shape), raised=None)
+    if found.passed is False:
+        raise ValueError(f"{ode.name}: {found.message} Run nk.check_ode(ode, y0, theta) to "
+                         "check every kernel against central differences.")
+    with _VJP_LOCK:
+        _VJP_CHECKED.setdefault(ode, set()).add(key)
+
+
 def _rhs_check(ode, p):
     """The checked interpreted call of ``rhs`` (see ``ODE.check_first_call``),
     then one compiled call whose values must be finite."""
@@ -278,9 +310,10 @@ def _outputs(name, p):
     return _Outputs((shape,), ("out",), lambda f, t, y, th, a, outs: f(t, y, th, *outs))
 
 
-def _structure_check(name, kernel, p):
+def _structure_check(name, kernel, p, raised=False):
     """One interpreted call with read-only inputs and outputs prefilled with
-    NaN, then with a marker: bounds, writes into inputs, unwritten entries."""
+    NaN, then with a marker: bounds, writes into inputs, unwritten entries.
+    Another exception of the kernel gives ``passed=raised``."""
     spec = _outputs(name, p)
     py = _python_kernel(kernel)
     ins = [x.copy() for x in (p.y, p.theta, p.a)]
@@ -299,9 +332,9 @@ def _structure_check(name, kernel, p):
                 return Check(name, False, f"`{name}` writes into one of its inputs (y, theta"
                              + (", a" if name == "vjp" else "") + "); it must only write "
                              f"{' and '.join(spec.names)}.")
-            return Check(name, False, f"`{name}` raised ValueError: {exc}.")
+            return Check(name, raised, f"`{name}` raised ValueError: {exc}.")
         except Exception as exc:  # noqa: BLE001 - any exception is a finding
-            return Check(name, False, f"`{name}` raised {type(exc).__name__}: {exc}.")
+            return Check(name, raised, f"`{name}` raised {type(exc).__name__}: {exc}.")
         now = [np.isnan(o) if first else o == _MARK for o in outs]
         unwritten = now if unwritten is None else [u & w for u, w in zip(unwritten, now)]
     parts = [f"{nm} {_entries(u)} ({int(u.sum())} of {u.size} entries)"

@@ -494,7 +494,7 @@ def solve(fun, y0, t, theta=None, **options):
         compiled = isinstance(fun, ODE)
         th = None if theta is None and not compiled else np.asarray(theta, dtype=float)
         _events.apply(sol, events, th, (y.shape[1:] if not compiled
-                                        else (int(np.prod(y.shape[1:])),)))
+                                        else (int(np.prod(y.shape[1:])),)), compiled)
         if not keep_dense:
             sol.dense = None
     return sol
