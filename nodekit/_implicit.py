@@ -26,6 +26,8 @@ Hairer's codes and SciPy's ``num_jac`` floor); ``df/dt`` likewise.
 import math
 import warnings
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -33,7 +35,7 @@ from . import _interrupt, _kernels
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, axpy, checked_evaluate,
-                       combine, copy_into, dense_weights, note_fault, record_values,
+                       combine, copy_into, dense_weights, float_list, note_fault, record_step,
                        set_row, stack_record, stage_input)
 from .controllers import (accept_factor, error_norm, initial_step_final,
                           initial_step_trial, reject_factor)
@@ -194,15 +196,43 @@ def rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv, tmp, fk
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
+class RosenbrockLoopTableau(NamedTuple):
+    """A Rosenbrock tableau as the loop reads it (the arrays of
+    :class:`~nodekit.tableaux.rosenbrock.RosenbrockTableau`), built once per
+    tableau by :func:`loop_tableau`."""
+
+    A: np.ndarray
+    Cm: np.ndarray
+    M: np.ndarray
+    E: np.ndarray
+    c: np.ndarray
+    d: np.ndarray
+    P: np.ndarray
+    gamma: float
+    error_order: int
+
+
+_LOOP_TABLEAUX = {}
+
+
+def loop_tableau(tab):
+    """The :class:`RosenbrockLoopTableau` of ``tab``, built once."""
+    hit = _LOOP_TABLEAUX.get(id(tab))
+    if hit is not None and hit[0] is tab:
+        return hit[1]
+    rec = RosenbrockLoopTableau(tab.A, tab.Cm, tab.M, tab.E, tab.c_arr, tab.d_arr, tab.P,
+                                float(tab.gamma), int(tab.error_order))
+    _LOOP_TABLEAUX[id(tab)] = (tab, rec)
+    return rec
+
+
 @_jit
-def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
-               error_order, rtol, atol, n_err, ctrl, first_step, max_step, max_steps,
-               dense, out, fault):
+def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
     """Integrate ``system`` through every time in ``ts`` with a Rosenbrock method.
 
     Arguments and results as :func:`nodekit._kernels.integrate` (adaptive,
-    without jumps), with the tableau arrays of
-    :class:`~nodekit.tableaux.rosenbrock.RosenbrockTableau`, the Jacobian
+    without jumps: ``opt`` is a :class:`~nodekit._kernels.LoopOptions`), with
+    the :class:`RosenbrockLoopTableau` ``rtab``, the Jacobian
     ``jac(t, y, theta, J)`` (used when ``has_jac``; otherwise forward
     differences of ``system``; a guarded kernel returning a fault code, see
     :mod:`nodekit.ode`), the ``fault`` record of a kernel that raised (status
@@ -210,6 +240,10 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
     ``status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
     njev, nlu, t_grid, h_grid, y_grid, K_grid, n_dense``.
     """
+    A, Cm, M, E, c, d, P, gamma, error_order = rtab
+    rtol, atol, n_err, ctrl = opt.rtol, opt.atol, opt.n_err, opt.ctrl
+    first_step, max_step, max_steps, dense = (opt.first_step, opt.max_step, opt.max_steps,
+                                              opt.dense)
     n = y0.size
     m = ts.size
     S = A.shape[0]
@@ -229,10 +263,7 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
     direction = 1.0 if t_end >= t0 else -1.0
     span = abs(t_end - t0)
 
-    t_rec = [t0 for _ in range(0)]
-    h_rec = [t0 for _ in range(0)]
-    y_rec = [t0 for _ in range(0)]
-    K_rec = [t0 for _ in range(0)]
+    rec = (float_list(), float_list(), float_list(), float_list())
 
     set_row(out, 0, y0)
     n_out = 1
@@ -253,7 +284,7 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         status = FAILED_NONFINITE
     if status != SUCCESS:
         return (status, t, h, nfev, nsteps, naccept, nreject, n_out, njev,
-                nlu) + stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
+                nlu) + stack_record(rec, n, S)
     if first_step > 0.0:
         h_abs = first_step
     else:
@@ -262,7 +293,7 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         nfev += 1
         if checked_evaluate(system, t0 + direction * h0, tmp, fk, fault):
             return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out, njev,
-                    nlu) + stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
+                    nlu) + stack_record(rec, n, S)
         h_abs = initial_step_final(h0, d1, f0, fk, y, span, max_step, error_order,
                                    rtol, atol, n_err)
     exponent = -1.0 / (error_order + 1.0)
@@ -321,9 +352,7 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
 
         naccept += 1
         if dense:
-            t_rec.append(t)
-            h_rec.append(h)
-            record_values(y_rec, y, K_rec, K)
+            record_step(rec, t, h, y, K)
         while n_out < m and direction * (ts[n_out] - t_new) <= 0.0:
             if ts[n_out] == t_new:
                 set_row(out, n_out, ynew)
@@ -348,7 +377,7 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         rejected = False
 
     return (status, t, h, nfev, nsteps, naccept, nreject, n_out, njev, nlu) + \
-        stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
+        stack_record(rec, n, S)
 
 
 _PY = _kernels.python_twins(globals(), ["rosenbrock", "rosenbrock_stages", "fd_jacobian",
@@ -413,7 +442,7 @@ def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
     validated (flat ``y0``, per-component ``rtol``/``atol``); returns
     ``(ys, info, dense)`` in the form of :func:`nodekit.integrate.run`
     (``info`` also has ``njev`` and ``nlu``)."""
-    from .integrate import STATUS_MESSAGES, DenseSolution, kernel_fault_message
+    from .integrate import STATUS_MESSAGES, DenseSolution, kernel_fault_message, loop_options
     from .tableaux.rosenbrock import ROSENBROCK_METHODS
 
     tab = method if not isinstance(method, str) else \
@@ -429,11 +458,9 @@ def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
     has_jac = jac is not None
     jac = _no_jac() if jac is None else jac
     with _interrupt.armed(compiled):
-        res = loop(system, jac, has_jac, theta, y0, ts, tab.A, tab.Cm, tab.M, tab.E,
-                   tab.c_arr, tab.d_arr, tab.P,
-                   float(tab.gamma), tab.error_order, rtol, atol, n, controller.array,
-                   0.0 if first_step is None else float(first_step), float(max_step),
-                   int(max_steps), bool(dense), out, fault)
+        opt = loop_options(rtol, atol, controller, first_step=first_step,
+                           max_step=max_step, max_steps=max_steps, dense=dense)
+        res = loop(system, jac, has_jac, theta, y0, ts, loop_tableau(tab), opt, out, fault)
     (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out, njev, nlu,
      t_grid, h_grid, y_grid, K_grid, _) = res
     info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),

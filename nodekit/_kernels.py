@@ -28,6 +28,7 @@ it calls from another module, change this file too, or clear the cache.)
 import math
 import types
 import warnings
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -56,6 +57,10 @@ assert INTERRUPTED == -5  # Ctrl-C: see nodekit._interrupt
 
 _jit = nb.njit(cache=True, nogil=True)
 _inline = nb.njit(cache=True, nogil=True, inline="always")
+#: The loop body: compiled without reference counting (it allocates nothing
+#: and runs on borrowed arrays, see :func:`borrowed`).
+_body = nb.njit(cache=True, nogil=True, _nrt=False, no_cpython_wrapper=True,
+                no_cfunc_wrapper=True)
 
 
 # ---------------------------------------------------------------------------
@@ -265,9 +270,21 @@ def dense_point(tq, P, t_grid, h_grid, y_grid, K_grid, idx, w, out):
         out[i] = y_grid[idx, i] + h * acc
 
 
-@_inline
-def record_values(y_rec, y, K_rec, K):
-    """Append ``y`` and ``K`` (row by row) to the flat step record."""
+@_jit
+def float_list():
+    """An empty list of floats (typed before anything is appended)."""
+    x = [0.0]
+    x.pop()
+    return x
+
+
+@nb.njit(cache=True, nogil=True, _nrt=True)  # called from the loop body: needs NRT
+def record_step(rec, t, h, y, K):
+    """Append one accepted step (start ``t``, size ``h``, state ``y``, stage
+    derivatives ``K`` row by row) to the record ``rec`` (four lists)."""
+    t_rec, h_rec, y_rec, K_rec = rec
+    t_rec.append(t)
+    h_rec.append(h)
     for i in range(y.size):
         y_rec.append(y[i])
     for s in range(K.shape[0]):
@@ -276,8 +293,9 @@ def record_values(y_rec, y, K_rec, K):
 
 
 @_jit
-def stack_record(t_rec, h_rec, y_rec, K_rec, n, S):
+def stack_record(rec, n, S):
     """The recorded steps as arrays: ``t_grid, h_grid, y_grid, K_grid, count``."""
+    t_rec, h_rec, y_rec, K_rec = rec
     count = len(t_rec)
     t_grid = np.empty(count)
     h_grid = np.empty(count)
@@ -507,19 +525,68 @@ def checked_evaluate(system, t, y, out, fault):
 # ---------------------------------------------------------------------------
 # The integration loop.
 # ---------------------------------------------------------------------------
+class LoopTableau(NamedTuple):
+    """A tableau as the loop reads it: the float arrays and constants of
+    :class:`nodekit.tableaux.ButcherTableau` in its slot layout (built once
+    per tableau by ``nodekit.integrate.loop_tableau``)."""
+
+    A: np.ndarray        #: (S, S) stage coefficients
+    C: np.ndarray        #: (S,) nodes
+    B: np.ndarray        #: (S,) weights of the solution
+    E: np.ndarray        #: (S,) weights of the error estimate
+    E2: np.ndarray       #: (S,) second estimator (DOP853), else zeros
+    P: np.ndarray        #: (S, q) dense-output polynomial coefficients
+    has_e2: bool
+    n_stages: int        #: stages of a step (the FSAL stage included)
+    f1_index: int        #: the slot holding f(t + h, y_new)
+    fsal: bool
+    error_order: int
+
+
+class LoopOptions(NamedTuple):
+    """The scalar options of one run of the loop (and the tolerances)."""
+
+    rtol: np.ndarray     #: (n,) relative tolerances
+    atol: np.ndarray     #: (n,) absolute tolerances
+    n_err: int           #: leading components that enter the error norm
+    ctrl: np.ndarray     #: (5,) safety, min_factor, max_factor, icoeff, pcoeff
+    first_step: float    #: 0.0: Hairer's starting-step rule
+    max_step: float
+    max_steps: int
+    fixed_step: float    #: > 0: fixed steps of this size, no error control
+    dense: bool          #: record every accepted step with its stages
+    jumps: bool          #: stop at every output time and apply_jump there
+
+
+class LoopResult(NamedTuple):
+    """What the loop returns."""
+
+    status: int
+    t_reached: float
+    h_last: float
+    nfev: int
+    nsteps: int
+    naccept: int
+    nreject: int
+    n_out: int           #: rows of ``out`` written
+    t_grid: np.ndarray   #: the record (``dense``): start of each accepted step,
+    h_grid: np.ndarray   #: its size,
+    y_grid: np.ndarray   #: the state at its start,
+    K_grid: np.ndarray   #: and its stage derivatives
+    n_dense: int         #: number of recorded steps
+
+
 @_jit
-def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
-              fsal, error_order, rtol, atol, n_err, ctrl, first_step,
-              max_step, max_steps, fixed_step, dense, jumps, out, fault):
+def integrate(system, y0, ts, tab, opt, out, fault):
     """Integrate ``system`` from ``ts[0]`` through every time in ``ts``.
 
-    One loop serves every explicit tableau (given as the float arrays of
-    :class:`nodekit.tableaux.ButcherTableau`), adaptive (``fixed_step == 0``)
-    or fixed-step (``fixed_step > 0``), forwards or backwards in time, for the
-    ODE and for its adjoint systems.  Output times are reached by the
-    tableau's dense output, never by shortening steps, except with ``jumps``:
-    then steps end exactly at every output time, where :func:`apply_jump`
-    changes the state (the step size proposed before that stop is kept).
+    One loop serves every explicit tableau, adaptive (``opt.fixed_step ==
+    0``) or fixed-step (``opt.fixed_step > 0``), forwards or backwards in
+    time, for the ODE and for its adjoint systems.  Output times are reached
+    by the tableau's dense output, never by shortening steps, except with
+    ``opt.jumps``: then steps end exactly at every output time, where
+    :func:`apply_jump` changes the state (the step size proposed before that
+    stop is kept).
 
     Parameters
     ----------
@@ -529,16 +596,8 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
     y0 : ndarray, shape (n,)
     ts : ndarray, shape (m,)
         Strictly monotone output times; ``ts[0]`` is the initial time.
-    A, C, B, E, E2, P : ndarray
-        Tableau arrays in the slot layout of ``ButcherTableau``.
-    rtol, atol : ndarray, shape (n,)
-    n_err : int
-        Number of leading components that enter the error norm.
-    ctrl : ndarray, shape (5,)
-        safety, min_factor, max_factor, icoeff, pcoeff.
-    dense : bool
-        Record every accepted step (start time, size, state, all stage
-        derivatives): the dense solution and the discrete adjoint's tape.
+    tab : LoopTableau
+    opt : LoopOptions
     out : ndarray, shape (m, n)
         Receives ``y(ts)`` (after any jump); rows past a failure are left
         untouched.
@@ -548,130 +607,175 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
 
     Returns
     -------
-    status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
-    t_grid, h_grid, y_grid, K_grid, n_dense
+    LoopResult
     """
     n = y0.size
-    S = A.shape[0]
+    S = tab.A.shape[0]
     work = (np.zeros((S, n)), y0.copy(), np.empty(n), np.empty(n), np.empty(n),
             np.empty(S))
-    res = _integrate(borrowed(system), borrowed(y0), borrowed(ts), borrowed(A),
-                     borrowed(C), borrowed(B), borrowed(E), borrowed(E2), has_e2,
-                     borrowed(P), n_stages, f1_index, fsal, error_order, borrowed(rtol),
-                     borrowed(atol), n_err, borrowed(ctrl), first_step, max_step,
-                     max_steps, fixed_step, dense, jumps, borrowed(out), borrowed(fault),
-                     borrowed(work))
+    # the record of accepted steps (dense output, discrete adjoint): lists,
+    # appended to by record_step
+    rec = (float_list(), float_list(), float_list(), float_list())
+    r = _integrate(borrowed(system), borrowed(y0), borrowed(ts), borrowed(tab),
+                   borrowed(opt), borrowed(out), borrowed(fault), borrowed(work), rec)
     keep_alive(work)
-    return res
+    t_grid, h_grid, y_grid, K_grid, count = stack_record(rec, n, S)
+    return LoopResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                      t_grid, h_grid, y_grid, K_grid, count)
 
 
-@_jit
-def _integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
-               fsal, error_order, rtol, atol, n_err, ctrl, first_step,
-               max_step, max_steps, fixed_step, dense, jumps, out, fault, work):
+@_inline
+def start(system, t0, direction, span, y, K, fk, tmp, ynew, tab, opt, fault):
+    """Evaluate ``f(t0, y)`` into the first stage slot and choose the first
+    step size (Hairer's rule unless given).
+
+    Returns ``(status, nfev, h_abs)``; ``status`` is ``FAILED_KERNEL``,
+    ``FAILED_NONFINITE`` or ``SUCCESS``.
+    """
+    if checked_evaluate(system, t0, y, fk, fault):
+        return FAILED_KERNEL, 0, 0.0
+    set_row(K, 0, fk)
+    if not all_finite(fk):
+        return FAILED_NONFINITE, 1, 0.0
+    if opt.fixed_step > 0.0:
+        return SUCCESS, 1, opt.fixed_step
+    if opt.first_step > 0.0:
+        return SUCCESS, 1, opt.first_step
+    h0, d1 = initial_step_trial(y, fk, span, opt.rtol, opt.atol, opt.n_err)
+    axpy(y, direction * h0, fk, tmp)
+    if checked_evaluate(system, t0 + direction * h0, tmp, ynew, fault):
+        return FAILED_KERNEL, 2, 0.0
+    return SUCCESS, 2, initial_step_final(h0, d1, fk, ynew, y, span, opt.max_step,
+                                          tab.error_order, opt.rtol, opt.atol, opt.n_err)
+
+
+@_inline
+def propose(t, t0, h_abs, t_stop, direction, n_fixed, opt):
+    """The end ``t_new`` of the next step from ``t``.
+
+    Returns ``(t_new, h_abs, min_step)``: the step size clipped to
+    ``[min_step, max_step]`` (adaptive) and the smallest step ``t`` resolves.
+    A step never passes ``t_stop``; fixed steps are counted from ``t0`` so
+    that rounding does not accumulate.
+    """
+    min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
+    if opt.fixed_step > 0.0:
+        t_new = t0 + direction * (n_fixed + 1) * opt.fixed_step
+        if direction * (t_stop - t_new) < 1e-9 * opt.fixed_step:
+            t_new = t_stop
+        return t_new, h_abs, min_step
+    if h_abs > opt.max_step:
+        h_abs = opt.max_step
+    elif h_abs < min_step:
+        h_abs = min_step
+    t_new = t + direction * h_abs
+    if direction * (t_new - t_stop) > 0.0:
+        t_new = t_stop
+    return t_new, h_abs, min_step
+
+
+@_inline
+def emit_outputs(system, ts, n_out, direction, t, y, h, t_new, ynew, tab, K, extras,
+                 jumps, tmp, w, out, fault):
+    """Write ``y`` at every output time in ``(t, t_new]`` into ``out``: the
+    step's end, or the dense output inside it (evaluating the extra stages
+    once when needed); with ``jumps`` apply the jump at a step end.
+
+    Returns ``(n_out, jumped, failed, nfev)``: the next output row, whether
+    the state jumped, whether a kernel raised and the evaluations made.
+    """
+    S = tab.A.shape[0]
+    jumped = False
+    nfev = 0
+    while n_out < ts.size and direction * (ts[n_out] - t_new) <= 0.0:
+        if ts[n_out] == t_new:
+            if jumps:
+                apply_jump(system, n_out, ynew)
+                jumped = True
+            set_row(out, n_out, ynew)
+        else:
+            if extras:
+                nfev += S - tab.f1_index - 1
+                if stages(system, t, y, h, tab.A, tab.C, K, tab.f1_index + 1, S, tmp,
+                          fault):
+                    return n_out, jumped, True, nfev
+                extras = False
+            dense_weights(tab.P, (ts[n_out] - t) / h, w)
+            combine(y, h, w, K, tmp)
+            set_row(out, n_out, tmp)
+        n_out += 1
+    return n_out, jumped, False, nfev
+
+
+@_body
+def _integrate(system, y0, ts, tab, opt, out, fault, work, rec):
     """The body of :func:`integrate`, on borrowed arrays (``work``: the
-    stage derivatives, state, new state and three scratch vectors)."""
-    n = y0.size
+    stage derivatives, state, new state and three scratch vectors; ``rec``:
+    the record's lists).  Returns the first eight fields of
+    :class:`LoopResult`."""
     m = ts.size
-    S = A.shape[0]
+    S = tab.A.shape[0]
+    f1 = tab.f1_index
     K, y, ynew, tmp, fk, w = work
     t0 = ts[0]
     t_end = ts[m - 1]
     direction = 1.0 if t_end >= t0 else -1.0
-    span = abs(t_end - t0)
-    adaptive = fixed_step <= 0.0
-
-    # the record of accepted steps (dense output, discrete adjoint): lists, so
-    # that no array of the loop is re-bound as the record grows
-    t_rec = [t0 for _ in range(0)]
-    h_rec = [t0 for _ in range(0)]
-    y_rec = [t0 for _ in range(0)]  # n values a step
-    K_rec = [t0 for _ in range(0)]  # S * n values a step
+    adaptive = opt.fixed_step <= 0.0
 
     set_row(out, 0, y0)
     n_out = 1
-    nfev = 0
     nsteps = 0
     naccept = 0
     nreject = 0
-    status = SUCCESS
     t = t0
     h = 0.0
+    status, nfev, h_abs = start(system, t0, direction, abs(t_end - t0), y, K, fk, tmp,
+                                ynew, tab, opt, fault)
+    if status != SUCCESS:
+        return (status, t, h, nfev, nsteps, naccept, nreject, n_out)
 
-    if checked_evaluate(system, t, y, fk, fault):
-        return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out) + \
-            stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
-    set_row(K, 0, fk)
-    nfev += 1
-    if not all_finite(fk):
-        return (FAILED_NONFINITE, t, h, nfev, nsteps, naccept, nreject, n_out) + \
-            stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
-
-    if adaptive:
-        if first_step > 0.0:
-            h_abs = first_step
-        else:
-            h0, d1 = initial_step_trial(y, fk, span, rtol, atol, n_err)
-            axpy(y, direction * h0, fk, tmp)
-            nfev += 1
-            if checked_evaluate(system, t0 + direction * h0, tmp, ynew, fault):
-                return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out) + \
-                    stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
-            h_abs = initial_step_final(h0, d1, fk, ynew, y, span, max_step,
-                                       error_order, rtol, atol, n_err)
-    else:
-        h_abs = fixed_step
-    exponent = -1.0 / (error_order + 1.0)
+    exponent = -1.0 / (tab.error_order + 1.0)
     err = 0.0
     err_prev = 1.0
-    n_main = n_stages - 1 if fsal else n_stages
+    n_main = tab.n_stages - 1 if tab.fsal else tab.n_stages
     rejected = False
     n_fixed = 0
     h_proposed = h_abs
 
     while direction * (t_end - t) > 0.0:
-        if nsteps >= max_steps:
+        if nsteps >= opt.max_steps:
             status = FAILED_MAX_STEPS
             break
         if interrupted():
             status = INTERRUPTED
             break
-        min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
-        t_stop = ts[n_out] if jumps else t_end
-        if adaptive:
-            if h_abs > max_step:
-                h_abs = max_step
-            elif h_abs < min_step:
-                h_abs = min_step
-            h_proposed = h_abs
-            t_new = t + direction * h_abs
-            if direction * (t_new - t_stop) > 0.0:
-                t_new = t_stop
-        else:
-            t_new = t0 + direction * (n_fixed + 1) * fixed_step
-            if direction * (t_stop - t_new) < 1e-9 * fixed_step:
-                t_new = t_stop
+        t_stop = ts[n_out] if opt.jumps else t_end
+        t_new, h_abs, min_step = propose(t, t0, h_abs, t_stop, direction, n_fixed, opt)
+        h_proposed = h_abs
         h = t_new - t
         h_abs = abs(h)
 
+        # the stages and the new state (FSAL: with f(t_new, ynew) in slot f1)
         nfev += n_main - 1
-        if stages(system, t, y, h, A, C, K, 1, n_main, tmp, fault):
+        if stages(system, t, y, h, tab.A, tab.C, K, 1, n_main, tmp, fault):
             status = FAILED_KERNEL
             break
-        combine(y, h, B, K, ynew)
-        if fsal:
+        combine(y, h, tab.B, K, ynew)
+        if tab.fsal:
             nfev += 1
-            if checked_evaluate(system, t_new, ynew, K[f1_index], fault):
+            if checked_evaluate(system, t_new, ynew, K[f1], fault):
                 status = FAILED_KERNEL
                 break
         nsteps += 1
 
+        # accept or reject
         if adaptive:
-            err = error_norm(h, E, E2, has_e2, K, y, ynew, rtol, atol, n_err)
+            err = error_norm(h, tab.E, tab.E2, tab.has_e2, K, y, ynew, opt.rtol, opt.atol,
+                             opt.n_err)
             if not err < 1.0:
                 # rejected (a non-finite estimate counts as a huge error)
                 nreject += 1
-                h_abs *= reject_factor(err, exponent, ctrl)
+                h_abs *= reject_factor(err, exponent, opt.ctrl)
                 rejected = True
                 if h_abs < min_step:
                     status = FAILED_NONFINITE if not math.isfinite(err) \
@@ -681,55 +785,35 @@ def _integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
         elif not all_finite(ynew):
             status = FAILED_NONFINITE
             break
-
-        # accepted: make sure the slot f1 holds f(t_new, ynew)
-        if not fsal:
+        if not tab.fsal:
             nfev += 1
-            if checked_evaluate(system, t_new, ynew, K[f1_index], fault):
+            if checked_evaluate(system, t_new, ynew, K[f1], fault):
                 status = FAILED_KERNEL
                 break
-        if not all_finite(K[f1_index]):
+        if not all_finite(K[f1]):
             status = FAILED_NONFINITE
             break
         naccept += 1
         if t_new != t_stop:
             n_fixed += 1
 
-        extras = f1_index + 1 < S
-        if dense:
+        # record, emit the outputs, advance
+        extras = f1 + 1 < S
+        if opt.dense:
             if extras:
-                nfev += S - f1_index - 1
-                if stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp, fault):
+                nfev += S - f1 - 1
+                if stages(system, t, y, h, tab.A, tab.C, K, f1 + 1, S, tmp, fault):
                     status = FAILED_KERNEL
                     break
                 extras = False
-            t_rec.append(t)
-            h_rec.append(h)
-            record_values(y_rec, y, K_rec, K)
-
-        jumped = False
-        failed = False
-        while n_out < m and direction * (ts[n_out] - t_new) <= 0.0:
-            if ts[n_out] == t_new:
-                if jumps:
-                    apply_jump(system, n_out, ynew)
-                    jumped = True
-                set_row(out, n_out, ynew)
-            else:
-                if extras:
-                    nfev += S - f1_index - 1
-                    if stages(system, t, y, h, A, C, K, f1_index + 1, S, tmp, fault):
-                        failed = True
-                        break
-                    extras = False
-                dense_weights(P, (ts[n_out] - t) / h, w)
-                combine(y, h, w, K, tmp)
-                set_row(out, n_out, tmp)
-            n_out += 1
+            record_step(rec, t, h, y, K)
+        n_out, jumped, failed, extra_fev = emit_outputs(
+            system, ts, n_out, direction, t, y, h, t_new, ynew, tab, K, extras,
+            opt.jumps, tmp, w, out, fault)
+        nfev += extra_fev
         if failed:
             status = FAILED_KERNEL
             break
-
         t = t_new
         copy_into(ynew, y)
         if jumped:
@@ -740,17 +824,16 @@ def _integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
                 break
             set_row(K, 0, fk)
         else:
-            copy_row(K, f1_index, 0)
+            copy_row(K, f1, 0)
 
         if adaptive:
-            h_abs *= accept_factor(err, err_prev, exponent, ctrl, rejected)
+            h_abs *= accept_factor(err, err_prev, exponent, opt.ctrl, rejected)
             if t_new == t_stop and h_abs < h_proposed:
                 h_abs = h_proposed  # a step cut short by a stop says nothing
             err_prev = max(err, 1e-4)
             rejected = False
 
-    return (status, t, h, nfev, nsteps, naccept, nreject, n_out) + \
-        stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
+    return (status, t, h, nfev, nsteps, naccept, nreject, n_out)
 
 
 @_jit
@@ -863,6 +946,7 @@ def python_twins(namespace, names, base=None):
     g["interrupted"] = _interrupt.never
     g["borrowed"] = _identity
     g["keep_alive"] = _identity
+    g["float_list"] = list
     for name in names:
         fn = g[name].py_func
         g[name] = types.FunctionType(fn.__code__, g, fn.__name__,
@@ -875,8 +959,8 @@ def _identity(x):
 
 
 _PY = python_twins(globals(), ["stages", "checked_evaluate", "integrate", "_integrate",
-                               "reverse_steps",
-                     "rhs_at_points", "stack_record", "record_values"])
+                               "start", "propose", "emit_outputs", "reverse_steps",
+                     "rhs_at_points", "stack_record", "record_step"])
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]
 rhs_at_points_py = _PY["rhs_at_points"]

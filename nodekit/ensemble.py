@@ -26,7 +26,8 @@ from autograd.numpy.numpy_boxes import ArrayBox
 
 from . import _checks, _interrupt, _kernels
 from ._interrupt import INTERRUPTED
-from .integrate import DEFAULT_MAX_STEPS, STATUS_MESSAGES, _DEFAULT_CONTROLLER, integrate
+from .integrate import (DEFAULT_MAX_STEPS, STATUS_MESSAGES, _DEFAULT_CONTROLLER, integrate,
+                        loop_options, loop_tableau)
 from .ode import ODE
 from .primitive import odeint
 from .tableaux import get_tableau
@@ -39,25 +40,21 @@ _STATS = ("status", "nfev", "nsteps", "naccept", "nreject")
 def _run_chunk(rhs, y0s, thetas, ts, lo, hi, tab, opts, out, istats, fstats):
     """Solve trajectories ``lo .. hi-1``; a leading axis of length 1 in
     ``y0s``, ``thetas`` or ``ts`` is shared by every trajectory."""
-    A, C, B, E, E2, has_e2, P, n_stages, f1_index, fsal, error_order = tab
-    rtol, atol, n_err, ctrl, first_step, max_step, max_steps, fixed_step = opts
     for i in range(lo, hi):
         y0 = y0s[i if y0s.shape[0] > 1 else 0]
         theta = thetas[i if thetas.shape[0] > 1 else 0]
         t = ts[i if ts.shape[0] > 1 else 0]
-        res = _kernels.integrate(
-            (rhs, theta), y0, t, A, C, B, E, E2, has_e2, P, n_stages, f1_index, fsal,
-            error_order, rtol, atol, n_err, ctrl, first_step, max_step, max_steps,
-            fixed_step, False, False, out[i], np.empty(y0.size + 2))
-        istats[i, 0] = res[0]
-        if res[0] == INTERRUPTED:
+        res = _kernels.integrate((rhs, theta), y0, t, tab, opts, out[i],
+                                 np.empty(y0.size + 2))
+        istats[i, 0] = res.status
+        if res.status == INTERRUPTED:
             break  # Ctrl-C: leave the rest of the chunk unsolved
-        istats[i, 1] = res[3]
-        istats[i, 2] = res[4]
-        istats[i, 3] = res[5]
-        istats[i, 4] = res[6]
-        fstats[i, 0] = res[1]
-        fstats[i, 1] = res[2]
+        istats[i, 1] = res.nfev
+        istats[i, 2] = res.nsteps
+        istats[i, 3] = res.naccept
+        istats[i, 4] = res.nreject
+        fstats[i, 0] = res.t_reached
+        fstats[i, 1] = res.h_last
 
 
 class EnsembleSolution(NamedTuple):
@@ -168,19 +165,15 @@ def _chunks(n, chunk_size, workers):
 
 
 def _loop_arrays(tableau, prob, options):
-    """The tableau and option tuples of :func:`_run_chunk` (as :func:`nodekit.solve`
+    """The tableau and option records of :func:`_run_chunk` (as :func:`nodekit.solve`
     passes them to the loop)."""
     n = prob.y0s.shape[1]
     rtol = _checks.check_tol(options["rtol"], "rtol", prob.shape)
     atol = _checks.check_tol(options["atol"], "atol", prob.shape)
-    tab = (tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2, tableau.has_e2,
-           tableau.P, tableau.n_stages, tableau.f1_index, tableau.fsal,
-           tableau.error_order or tableau.order)
-    first_step, step_size = options["first_step"], options["step_size"]
-    opts = (rtol, atol, n, _DEFAULT_CONTROLLER.array,
-            0.0 if first_step is None else float(first_step), float(options["max_step"]),
-            int(options["max_steps"]), 0.0 if step_size is None else float(step_size))
-    return tab, opts
+    opts = loop_options(rtol, atol, _DEFAULT_CONTROLLER, n_err=n,
+                        first_step=options["first_step"], max_step=options["max_step"],
+                        max_steps=options["max_steps"], step_size=options["step_size"])
+    return loop_tableau(tableau), opts
 
 
 def _solve_chunk_compiled(fun, prob, tableau, options, lo, hi, out, istats, fstats):

@@ -241,14 +241,10 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
     shape = (n,) if shape is None else shape
     out = np.full((ts.size, n), np.nan)
     fault = np.zeros(n + 2)
-    args = (system, y0, ts, tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
-            tableau.has_e2, tableau.P, tableau.n_stages, tableau.f1_index, tableau.fsal,
-            tableau.error_order or tableau.order, rtol, atol,
-            n if n_err is None else n_err, controller.array,
-            0.0 if first_step is None else float(first_step), float(max_step),
-            int(max_steps), 0.0 if step_size is None else float(step_size),
-            bool(dense), bool(jumps), out, fault)
-    res = run_loop(compiled, args)
+    opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=first_step,
+                       max_step=max_step, max_steps=max_steps, step_size=step_size,
+                       dense=dense, jumps=jumps)
+    res = run_loop(compiled, (system, y0, ts, loop_tableau(tableau), opt, out, fault))
     (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
      t_grid, h_grid, y_grid, K_grid, _) = res
     info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
@@ -350,16 +346,73 @@ def replay_fault_message(fn_py, args, what):
     return f"The {kernel} raised {error} during {what}. Fix the kernel."
 
 
+_LOOP_TABLEAUX = {}
+
+
+def loop_tableau(tableau):
+    """The :class:`nodekit._kernels.LoopTableau` of ``tableau``, built once."""
+    hit = _LOOP_TABLEAUX.get(id(tableau))
+    if hit is not None and hit[0] is tableau:
+        return hit[1]
+    rec = _kernels.LoopTableau(tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
+                               tableau.P, bool(tableau.has_e2), int(tableau.n_stages),
+                               int(tableau.f1_index), bool(tableau.fsal),
+                               int(tableau.error_order or tableau.order))
+    _LOOP_TABLEAUX[id(tableau)] = (tableau, rec)
+    return rec
+
+
+def loop_options(rtol, atol, controller, *, n_err=None, first_step=None, max_step=np.inf,
+                 max_steps=DEFAULT_MAX_STEPS, step_size=None, dense=False, jumps=False):
+    """The :class:`nodekit._kernels.LoopOptions` record of one run of the
+    loop, every field converted to the type the compiled loop was built for
+    (``rtol``/``atol``: validated per-component arrays; ``n_err`` defaults to
+    every component)."""
+    rtol = np.ascontiguousarray(rtol, dtype=np.float64)
+    return _kernels.LoopOptions(
+        rtol, np.ascontiguousarray(atol, dtype=np.float64),
+        rtol.size if n_err is None else int(n_err), controller.array,
+        0.0 if first_step is None else float(first_step), float(max_step),
+        int(max_steps), 0.0 if step_size is None else float(step_size), bool(dense),
+        bool(jumps))
+
+
+#: ``(name, ndim)`` of the array arguments of the loop after the system.
+_LOOP_ARRAYS = ((1, "y0", 1), (2, "ts", 1), (5, "out", 2), (6, "fault", 1))
 _ENTRY = {}
 
 
+def check_loop_args(args):
+    """The loop's arguments are of the types its compiled entry point was
+    built for (the entry point unboxes without checking): float64
+    C-contiguous arrays of the right dimensions and the two records built by
+    :func:`loop_tableau` and :func:`loop_options`.
+
+    Raises
+    ------
+    TypeError
+        Naming the argument (an internal error: the callers build them).
+    """
+    for i, name, ndim in _LOOP_ARRAYS:
+        a = args[i]
+        if not (type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == ndim
+                and a.flags.c_contiguous):
+            raise TypeError(f"loop argument `{name}` must be a C-contiguous {ndim}-D "
+                            f"float64 array; got {_checks._describe(a)}.")
+    if type(args[3]) is not _kernels.LoopTableau or type(args[4]) is not _kernels.LoopOptions:
+        raise TypeError("loop arguments `tab` and `opt` must be built by loop_tableau() "
+                        "and loop_options().")
+
+
 def run_loop(compiled, args):
-    """Run the integration loop: compiled (through the compiled overload's
-    entry point, which skips Numba's per-call type inference of the
-    arguments: about 80 us for the tuple of first-class functions) or
-    interpreted."""
+    """Run the integration loop on ``args = (system, y0, ts, tab, opt, out,
+    fault)``: compiled (through the compiled overload's entry point, which
+    skips Numba's per-call type inference of the arguments: about 80 us for
+    the tuple of first-class functions; :func:`check_loop_args` checks what
+    the entry point would not) or interpreted."""
     if not compiled:
         return _kernels.integrate_py(*args)
+    check_loop_args(args)
     kind = len(args[0])  # the kind of system: one compiled loop each
     entry = _ENTRY.get(kind)
     if entry is None:

@@ -15,7 +15,7 @@ from numba import types as nbt
 from numba.core.ccallback import CFunc
 from numba.core.errors import TypingError
 from numba.core.registry import CPUDispatcher
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 _V = nbt.float64[::1]
 #: Signature of a user's ``rhs(t, y, theta, out)`` kernel given as a prebuilt cfunc.
@@ -86,15 +86,41 @@ def _raised(typingctx, kernel, args):
 
 
 @intrinsic
-def _raised4(typingctx, kernel, a, b, c, d):
-    """1 when ``kernel(a, b, c, d)`` raised, else 0 (see :func:`_raised`)."""
+def _native_raised4(typingctx, kernel, a, b, c, d):
     return _raised(typingctx, kernel, (a, b, c, d))
 
 
 @intrinsic
-def _raised6(typingctx, kernel, a, b, c, d, e, f):
-    """1 when ``kernel(a, ..., f)`` raised, else 0 (see :func:`_raised`)."""
+def _native_raised6(typingctx, kernel, a, b, c, d, e, f):
     return _raised(typingctx, kernel, (a, b, c, d, e, f))
+
+
+def _raised4(kernel, a, b, c, d):
+    """1 when ``kernel(a, b, c, d)`` raised, else 0 (compiled: see :func:`_raised`)."""
+    try:
+        kernel(a, b, c, d)
+    except Exception:  # noqa: BLE001 - any exception fails the solve
+        return 1
+    return 0
+
+
+def _raised6(kernel, a, b, c, d, e, f):
+    """1 when ``kernel(a, ..., f)`` raised, else 0 (compiled: see :func:`_raised`)."""
+    try:
+        kernel(a, b, c, d, e, f)
+    except Exception:  # noqa: BLE001 - any exception fails the solve
+        return 1
+    return 0
+
+
+@overload(_raised4)
+def _overload_raised4(kernel, a, b, c, d):
+    return lambda kernel, a, b, c, d: _native_raised4(kernel, a, b, c, d)
+
+
+@overload(_raised6)
+def _overload_raised6(kernel, a, b, c, d, e, f):
+    return lambda kernel, a, b, c, d, e, f: _native_raised6(kernel, a, b, c, d, e, f)
 
 
 # The guarded kernels: compiled wrappers that report whatever the kernel
