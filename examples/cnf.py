@@ -43,10 +43,18 @@ WIDTH, HIDDEN = 64, 32
 
 
 def make_cnf(data, trace="exact", seed=0, width=WIDTH, hidden=HIDDEN):
-    """The CNF of the example for data set ``data``."""
+    """The CNF of the example for data set ``data``.
+
+    Gradients by ``gradient="interpolated"``: over ``t`` in [0, 10] the flow
+    contracts strongly, so the plain adjoint's backwards integration of the
+    state drifts past :class:`nodekit.AdjointDriftWarning`'s threshold (about
+    1% at rtol 1e-5), while the interpolated adjoint reads the state from the
+    forward pass and was also the fastest mode in ``benchmarks.cnf``.
+    """
     base = Normal(0.0, SETTINGS[data]["std"], dim=2)
     return CNF(2, base=base, t0=0.0, t1=T1, trace=trace, width=width, hidden=hidden,
-               noise_seed=seed, method="dopri5", rtol=1e-5, atol=1e-5)
+               noise_seed=seed, method="dopri5", rtol=1e-5, atol=1e-5,
+               gradient="interpolated")
 
 
 def train_cnf(cnf, data, iters, seed, progress, lr=1e-3):

@@ -21,6 +21,7 @@ from ._warnings import (AccuracyWarning, AdjointDriftWarning, NodekitWarning,
                         UntracedFunctionWarning)
 from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
 from .events import Event, NoEventError, odeint_event
+from .check import CheckReport, KernelCheckError, check_ode
 
 __version__ = "0.1.0"
 
@@ -42,3 +43,4 @@ __all__ = ["ODE", "METHODS", "STIFF_METHODS", "ButcherTableau", "GradientError",
            "__version__"]
 __all__ += ["NodekitWarning", "AccuracyWarning", "AdjointDriftWarning",
             "UntracedFunctionWarning"]
+__all__ += ["check_ode", "CheckReport", "KernelCheckError"]

@@ -24,16 +24,17 @@ loop, with the increment ``sqrt(eps) * max(|y_j|, 1e-5)`` (the choice of
 Hairer's codes and SciPy's ``num_jac`` floor); ``df/dt`` likewise.
 """
 import math
-import types
 import warnings
 
 import numba as nb
 import numpy as np
 
-from . import _kernels
-from ._kernels import (FAILED_MAX_STEPS, FAILED_NONFINITE, FAILED_STEP_UNDERFLOW,
-                       SUCCESS, all_finite, axpy, combine, copy_into, dense_weights,
-                       evaluate, record_values, set_row, stack_record, stage_input)
+from . import _interrupt, _kernels
+from ._interrupt import INTERRUPTED, interrupted
+from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
+                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, axpy, checked_evaluate,
+                       combine, copy_into, dense_weights, note_fault, record_values,
+                       set_row, stack_record, stage_input)
 from .controllers import (accept_factor, error_norm, initial_step_final,
                           initial_step_trial, reject_factor)
 
@@ -108,30 +109,56 @@ def iteration_matrix(J, h, gamma, W):
 
 
 @_jit
-def fd_jacobian(system, t, y, f0, J, ytmp, ftmp):
-    """Forward-difference ``J = df/dy`` at ``(t, y)``; returns the evaluations."""
+def fd_jacobian(system, t, y, f0, J, ytmp, ftmp, fault):
+    """Forward-difference ``J = df/dy`` at ``(t, y)`` (``y.size`` evaluations);
+    returns 0, or the fault code of a kernel that raised (see
+    :func:`nodekit._kernels.checked_evaluate`)."""
     n = y.size
     copy_into(y, ytmp)
     for j in range(n):
         yj = y[j]
         ytmp[j] = yj + _SQRT_EPS * max(abs(yj), 1e-5)
         delta = ytmp[j] - yj
-        evaluate(system, t, ytmp, ftmp)
+        code = checked_evaluate(system, t, ytmp, ftmp, fault)
+        if code:
+            return code
         for i in range(n):
             J[i, j] = (ftmp[i] - f0[i]) / delta
         ytmp[j] = yj
-    return n
+    return 0
 
 
 @_jit
-def fd_time_derivative(system, t, y, f0, dfdt, ftmp, direction):
-    """Forward difference ``df/dt`` at ``(t, y)`` (one evaluation)."""
+def fd_time_derivative(system, t, y, f0, dfdt, ftmp, direction, fault):
+    """Forward difference ``df/dt`` at ``(t, y)`` (one evaluation); returns a
+    fault code as :func:`fd_jacobian`."""
     tt = t + direction * _SQRT_EPS * max(abs(t), 1e-5)
     delta = tt - t
-    evaluate(system, tt, y, ftmp)
+    code = checked_evaluate(system, tt, y, ftmp, fault)
+    if code:
+        return code
     for i in range(y.size):
         dfdt[i] = (ftmp[i] - f0[i]) / delta
-    return 1
+    return 0
+
+
+@_jit
+def jacobians(system, jac, has_jac, theta, t, y, f0, J, dfdt, tmp, fk, direction, fault):
+    """``J = df/dy`` (the ``jac`` kernel, or forward differences) and
+    ``df/dt`` at ``(t, y)``; returns ``(fault code, evaluations)``."""
+    n = y.size
+    nfev = 1
+    if has_jac:
+        code = jac(t, y, theta, J)
+        if code:
+            note_fault(fault, code, t, y)
+            return code, 0
+    else:
+        code = fd_jacobian(system, t, y, f0, J, tmp, fk, fault)
+        if code:
+            return code, n
+        nfev += n
+    return fd_time_derivative(system, t, y, f0, dfdt, fk, direction, fault), nfev
 
 
 @_inline
@@ -145,21 +172,23 @@ def stage_rhs(fk, Cm, k, K, hd, dfdt, out):
 
 
 @_jit
-def rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv, tmp, fk):
-    """All stages of one step into ``K``; returns the evaluations."""
+def rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv, tmp, fk,
+                      fault):
+    """All stages of one step into ``K`` (``s - 1`` evaluations); returns 0,
+    or the fault code of a kernel that raised (the later stages are skipped)."""
     s = A.shape[0]
-    nfev = 0
     for k in range(s):
         if k == 0:
             copy_into(f0, fk)
         else:
             stage_input(y, h, A, k, K, tmp)
-            evaluate(system, t + c[k] * h, tmp, fk)
-            nfev += 1
+            code = checked_evaluate(system, t + c[k] * h, tmp, fk, fault)
+            if code:
+                return code
         stage_rhs(fk, Cm, k, K, h * d[k], dfdt, tmp)
         lu_solve(W, piv, tmp)
         set_row(K, k, tmp)
-    return nfev
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -168,14 +197,16 @@ def rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv, tmp, fk
 @_jit
 def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
                error_order, rtol, atol, n_err, ctrl, first_step, max_step, max_steps,
-               dense, out):
+               dense, out, fault):
     """Integrate ``system`` through every time in ``ts`` with a Rosenbrock method.
 
     Arguments and results as :func:`nodekit._kernels.integrate` (adaptive,
     without jumps), with the tableau arrays of
     :class:`~nodekit.tableaux.rosenbrock.RosenbrockTableau`, the Jacobian
     ``jac(t, y, theta, J)`` (used when ``has_jac``; otherwise forward
-    differences of ``system``) and two more results, the Jacobian evaluations and LU factorisations:
+    differences of ``system``; a guarded kernel returning a fault code, see
+    :mod:`nodekit.ode`), the ``fault`` record of a kernel that raised (status
+    -4) and two more results, the Jacobian evaluations and LU factorisations:
     ``status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
     njev, nlu, t_grid, h_grid, y_grid, K_grid, n_dense``.
     """
@@ -215,18 +246,23 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
     t = t0
     h = 0.0
 
-    evaluate(system, t, y, f0)
     nfev += 1
-    if not all_finite(f0):
-        return (FAILED_NONFINITE, t, h, nfev, nsteps, naccept, nreject, n_out, njev,
+    if checked_evaluate(system, t, y, f0, fault):
+        status = FAILED_KERNEL
+    elif not all_finite(f0):
+        status = FAILED_NONFINITE
+    if status != SUCCESS:
+        return (status, t, h, nfev, nsteps, naccept, nreject, n_out, njev,
                 nlu) + stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
     if first_step > 0.0:
         h_abs = first_step
     else:
         h0, d1 = initial_step_trial(y, f0, span, rtol, atol, n_err)
         axpy(y, direction * h0, f0, tmp)
-        evaluate(system, t0 + direction * h0, tmp, fk)
         nfev += 1
+        if checked_evaluate(system, t0 + direction * h0, tmp, fk, fault):
+            return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out, njev,
+                    nlu) + stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
         h_abs = initial_step_final(h0, d1, f0, fk, y, span, max_step, error_order,
                                    rtol, atol, n_err)
     exponent = -1.0 / (error_order + 1.0)
@@ -238,13 +274,17 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         if nsteps >= max_steps:
             status = FAILED_MAX_STEPS
             break
+        if interrupted():
+            status = INTERRUPTED
+            break
         if fresh:
-            if has_jac:
-                jac(t, y, theta, J)
-            else:
-                nfev += fd_jacobian(system, t, y, f0, J, tmp, fk)
-            nfev += fd_time_derivative(system, t, y, f0, dfdt, fk, direction)
+            code, evals = jacobians(system, jac, has_jac, theta, t, y, f0, J, dfdt,
+                                    tmp, fk, direction, fault)
+            nfev += evals
             njev += 1
+            if code:
+                status = FAILED_KERNEL
+                break
             fresh = False
         min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
         if h_abs > max_step:
@@ -260,8 +300,11 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         nlu += 1
         nsteps += 1
         if lu_factor(W, piv):
-            nfev += rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv,
-                                      tmp, fk)
+            nfev += S - 1
+            if rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv,
+                                 tmp, fk, fault):
+                status = FAILED_KERNEL
+                break
             combine(y, h, M, K, ynew)
             err = error_norm(h, E, E, False, K, y, ynew, rtol, atol, n_err)
         else:
@@ -292,8 +335,10 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
 
         t = t_new
         copy_into(ynew, y)
-        evaluate(system, t, y, f0)
         nfev += 1
+        if checked_evaluate(system, t, y, f0, fault):
+            status = FAILED_KERNEL
+            break
         if not all_finite(f0):
             status = FAILED_NONFINITE
             break
@@ -306,59 +351,27 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, A, Cm, M, E, c, d, P, gamma,
         stack_record(t_rec, h_rec, y_rec, K_rec, n, S)
 
 
-def _python_twins(names):
-    """Interpreted versions of the jitted functions ``names`` of this module
-    (as :func:`nodekit._kernels._python_twins`): element-wise helpers stay
-    compiled, the loop and whatever calls the right-hand side run in Python."""
-    g = dict(globals())
-    g.update(_kernels._PY)          # the step record's interpreted versions
-    for name in names:
-        fn = g[name].py_func
-        g[name] = types.FunctionType(fn.__code__, g, fn.__name__,
-                                     fn.__defaults__, fn.__closure__)
-    return {name: g[name] for name in names}
-
-
-_PY = _python_twins(["rosenbrock", "rosenbrock_stages", "fd_jacobian",
-                     "fd_time_derivative"])
+_PY = _kernels.python_twins(globals(), ["rosenbrock", "rosenbrock_stages", "fd_jacobian",
+                                         "fd_time_derivative", "jacobians"], _kernels._PY)
 rosenbrock_py = _PY["rosenbrock"]
 
 
 # ---------------------------------------------------------------------------
 # The driver behind nk.solve(method='rodas5')
 # ---------------------------------------------------------------------------
-#: Signature of a compiled Jacobian ``jac(t, y, theta, out)``, ``out`` (n, n).
-JAC_SIG = nb.types.void(nb.types.float64, nb.types.float64[::1], nb.types.float64[::1],
-                        nb.types.float64[:, ::1])
-_JAC_CFUNCS = {}
-
-
-def jacobian_kernel(ode):
-    """The analytic ``df/dy`` kernel of an ``nk.ODE`` (its ``jac``: given to
-    ``nk.ODE(rhs, jac=...)``, or generated by ``nk.symbolic``), or ``None``."""
-    return getattr(ode, "jac", None)
-
-
-def _jac_cfunc(jac):
-    """The Jacobian kernel of an ``nk.ODE`` as a cached first-class function
-    (``None`` without one)."""
-    if jac is None:
-        return None
-    cf = _JAC_CFUNCS.get(jac)
-    if cf is None:
-        cf = _JAC_CFUNCS[jac] = nb.cfunc(JAC_SIG, cache=True, error_model="numpy")(
-            jac.py_func)
-    return cf
+_NO_JAC = []
 
 
 def _no_jac():
-    """A placeholder Jacobian of the right signature (never called)."""
-    return _jac_cfunc(_no_jac_kernel)
+    """A placeholder guarded Jacobian of the right signature (never called)."""
+    from .ode import JAC_GUARDED_SIG
+    if not _NO_JAC:
+        _NO_JAC.append(nb.cfunc(JAC_GUARDED_SIG, cache=True)(_no_jac_kernel))
+    return _NO_JAC[0]
 
 
-@nb.njit(cache=True)
 def _no_jac_kernel(t, y, theta, out):  # pragma: no cover - compiled
-    out[:, :] = np.nan
+    return 0
 
 
 def _autograd_jacobian(fun, shape, t0, y0, theta):
@@ -394,68 +407,47 @@ def is_rosenbrock(method):
     return isinstance(method, str) and method.strip().lower() in ROSENBROCK_METHODS
 
 
-def integrate(fun, y0, t, theta=None, *, method="rodas5", rtol=1e-6, atol=1e-9,
-              first_step=None, max_step=np.inf, max_steps=None, step_size=None,
-              dense=False, controller=None):
-    """Validated inputs -> the Rosenbrock loop -> ``(ys, info, dense)``, in the
-    form of :func:`nodekit.integrate.integrate` (``info`` also has ``njev`` and
-    ``nlu``)."""
-    from . import _checks
-    from .integrate import (_DEFAULT_CONTROLLER, DEFAULT_MAX_STEPS, STATUS_MESSAGES,
-                            DenseSolution, python_rhs)
-    from .controllers import PIController
-    from .ode import ODE
+def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
+        first_step=None, max_step=np.inf, max_steps=100_000, dense=False, shape=None):
+    """The Rosenbrock loop on inputs that :func:`nodekit.integrate.integrate`
+    validated (flat ``y0``, per-component ``rtol``/``atol``); returns
+    ``(ys, info, dense)`` in the form of :func:`nodekit.integrate.run`
+    (``info`` also has ``njev`` and ``nlu``)."""
+    from .integrate import STATUS_MESSAGES, DenseSolution, kernel_fault_message
     from .tableaux.rosenbrock import ROSENBROCK_METHODS
 
     tab = method if not isinstance(method, str) else \
         ROSENBROCK_METHODS[method.strip().lower()]
-    if step_size is not None:
-        raise ValueError(f"`step_size` is not supported by the adaptive stiff method "
-                         f"{tab.name!r}; leave it out (use `max_step` to bound steps).")
-    compiled = isinstance(fun, ODE)
-    if not compiled and not callable(fun):
-        raise TypeError("`fun` must be a callable fun(t, y, theta) or an nk.ODE; got "
-                        f"{type(fun).__name__}.")
-    y0 = _checks.check_y0(y0)
-    ts = _checks.check_t(t)
-    theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
-    rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
-    atol_a = _checks.check_tol(atol, "atol", y0.shape)
-    _checks.check_positive(max_step, "max_step")
-    max_steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
-    _checks.check_positive(max_steps, "max_steps", integer=True)
-    if first_step is not None:
-        _checks.check_positive(first_step, "first_step")
-    controller = _DEFAULT_CONTROLLER if controller is None else controller
-    if not isinstance(controller, PIController):
-        raise TypeError(f"`controller` must be an nk.PIController; got {controller!r}.")
-
-    shape = y0.shape
-    y0f = np.ascontiguousarray(y0.ravel())
-    n = y0f.size
-    from ._kernels import ode_system
-    system = ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape), theta)
+    n = y0.size
+    shape = (n,) if shape is None else shape
     out = np.full((ts.size, n), np.nan)
+    fault = np.zeros(n + 2)
     if compiled:
-        loop, jac = rosenbrock, _jac_cfunc(jacobian_kernel(fun))
+        loop, jac = rosenbrock, fun.jac_cfunc
     else:
-        loop, jac = rosenbrock_py, _autograd_jacobian(fun, shape, ts[0], y0f, theta)
+        loop, jac = rosenbrock_py, _autograd_jacobian(fun, shape, ts[0], y0, theta)
     has_jac = jac is not None
     jac = _no_jac() if jac is None else jac
-    res = loop(system, jac, has_jac, theta, y0f, ts, tab.A, tab.Cm, tab.M, tab.E,
-               tab.c_arr, tab.d_arr, tab.P,
-               float(tab.gamma), tab.error_order, rtol_a, atol_a, n, controller.array,
-               0.0 if first_step is None else float(first_step), float(max_step),
-               int(max_steps), bool(dense), out)
+    with _interrupt.armed(compiled):
+        res = loop(system, jac, has_jac, theta, y0, ts, tab.A, tab.Cm, tab.M, tab.E,
+                   tab.c_arr, tab.d_arr, tab.P,
+                   float(tab.gamma), tab.error_order, rtol, atol, n, controller.array,
+                   0.0 if first_step is None else float(first_step), float(max_step),
+                   int(max_steps), bool(dense), out, fault)
     (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out, njev, nlu,
      t_grid, h_grid, y_grid, K_grid, _) = res
     info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
                 nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
                 nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
                 njev=int(njev), nlu=int(nlu), method=tab.name, shape=shape, t=ts)
-    info["message"] = STATUS_MESSAGES[info["status"]].format(
-        t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
-            "nsteps", "nfev", "naccept", "nreject", "max_steps")})
+    if status == FAILED_KERNEL:
+        info["fault_state"] = fault[2:].copy()
+        info["message"] = kernel_fault_message(system, fault, nsteps, nfev,
+                                               jac=(jac, theta))
+    else:
+        info["message"] = STATUS_MESSAGES[info["status"]].format(
+            t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
+                "nsteps", "nfev", "naccept", "nreject", "max_steps")})
     dense_data = None
     if dense:
         dense_data = DenseSolution(tab, t_grid, h_grid, y_grid, K_grid,

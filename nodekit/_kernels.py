@@ -34,6 +34,8 @@ import numpy as np
 from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.extending import overload
 
+from . import _interrupt
+from ._interrupt import INTERRUPTED, interrupted
 from .controllers import (accept_factor, error_norm, initial_step_final,
                           initial_step_trial, reject_factor)
 
@@ -47,6 +49,7 @@ FAILED_NONFINITE = -1
 FAILED_STEP_UNDERFLOW = -2
 FAILED_MAX_STEPS = -3
 FAILED_KERNEL = -4  #: a compiled kernel raised; see ``fault``
+assert INTERRUPTED == -5  # Ctrl-C: see nodekit._interrupt
 
 
 _jit = nb.njit(cache=True, nogil=True)
@@ -569,6 +572,9 @@ def integrate(system, y0, ts, A, C, B, E, E2, has_e2, P, n_stages, f1_index,
         if nsteps >= max_steps:
             status = FAILED_MAX_STEPS
             break
+        if interrupted():
+            status = INTERRUPTED
+            break
         min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
         t_stop = ts[n_out] if jumps else t_end
         if adaptive:
@@ -733,7 +739,8 @@ def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
     -------
     nvjp : int
         Number of VJP evaluations, or ``FAILED_KERNEL`` (negative) when the
-        ``vjp`` kernel raised; then ``ybar`` and ``thbar`` are meaningless.
+        ``vjp`` kernel raised, or ``INTERRUPTED`` on Ctrl-C; then ``ybar`` and
+        ``thbar`` are meaningless.
     """
     m = ts.size
     n = ybar.size
@@ -749,6 +756,8 @@ def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
     j = m - 1
     nvjp = 0
     for k in range(count - 1, -1, -1):
+        if interrupted():
+            return INTERRUPTED
         t = t_grid[k]
         h = h_grid[k]
         # ybar holds dL/dy_{k+1}: the update y_{k+1} = y_k + h sum_s B_s K_s
@@ -777,15 +786,20 @@ def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
 # ---------------------------------------------------------------------------
 # The same loop, executed by the interpreter for Python right-hand sides.
 # ---------------------------------------------------------------------------
-def _python_twins(names):
-    """Interpreted versions of the jitted functions ``names``.
+def python_twins(namespace, names, base=None):
+    """Interpreted versions of the jitted functions ``names`` of ``namespace``
+    (a module's globals).
 
-    They share one globals dict in which those names refer to each other's
+    They share one globals dict in which those names (and the interpreted
+    functions of ``base``, another module's twins) refer to each other's
     interpreted versions, while every element-wise helper stays compiled (a
     compiled helper called from the interpreter costs about a microsecond,
-    less than the NumPy expression it replaces on small arrays).
+    less than the NumPy expression it replaces on small arrays).  Python
+    interrupts the interpreted loops itself, so their Ctrl-C check is a no-op.
     """
-    g = dict(globals())
+    g = dict(namespace)
+    g.update(base or {})
+    g["interrupted"] = _interrupt.never
     for name in names:
         fn = g[name].py_func
         g[name] = types.FunctionType(fn.__code__, g, fn.__name__,
@@ -793,7 +807,7 @@ def _python_twins(names):
     return {name: g[name] for name in names}
 
 
-_PY = _python_twins(["stages", "checked_evaluate", "integrate", "reverse_steps",
+_PY = python_twins(globals(), ["stages", "checked_evaluate", "integrate", "reverse_steps",
                      "rhs_at_points", "stack_record", "record_values"])
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]

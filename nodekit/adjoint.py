@@ -35,7 +35,7 @@ import numpy as np
 from autograd import make_vjp
 from autograd.tracer import isbox
 
-from . import _checkpoint, _kernels
+from . import _checkpoint, _interrupt, _kernels
 from ._errors import GradientError
 from ._warnings import AdjointDriftWarning, UntracedFunctionWarning
 from .integrate import integrate, python_rhs, run
@@ -177,7 +177,8 @@ def _checked_reverse(compiled):
     sweep = _kernels.reverse_steps if compiled else _kernels.reverse_steps_py
 
     def reverse(*args):
-        nvjp = sweep(*args)
+        with _interrupt.armed(compiled):
+            nvjp = sweep(*args)
         if nvjp < 0:
             from .integrate import replay_fault_message
             raise GradientError("nk.odeint: " + replay_fault_message(

@@ -24,7 +24,8 @@ from autograd import make_vjp
 from autograd.extend import defvjp_argnums, primitive
 from autograd.numpy.numpy_boxes import ArrayBox
 
-from . import _checks, _kernels
+from . import _checks, _interrupt, _kernels
+from ._interrupt import INTERRUPTED
 from .integrate import DEFAULT_MAX_STEPS, STATUS_MESSAGES, _DEFAULT_CONTROLLER, integrate
 from .ode import ODE
 from .primitive import odeint
@@ -49,6 +50,8 @@ def _run_chunk(rhs, y0s, thetas, ts, lo, hi, tab, opts, out, istats, fstats):
             error_order, rtol, atol, n_err, ctrl, first_step, max_step, max_steps,
             fixed_step, False, False, out[i], np.empty(y0.size + 2))
         istats[i, 0] = res[0]
+        if res[0] == INTERRUPTED:
+            break  # Ctrl-C: leave the rest of the chunk unsolved
         istats[i, 1] = res[3]
         istats[i, 2] = res[4]
         istats[i, 3] = res[5]
@@ -218,17 +221,18 @@ def _run_local(fun, prob, tableau, options, lo, hi, workers, progress):
     chunks = _chunks(n, options.get("chunk_size"), workers)
     opts = {k: v for k, v in options.items() if k != "chunk_size"}
     bar = _progress(progress, len(chunks))
-    if workers == 1:
-        for a, b in chunks:
-            job(fun, sub, tableau, opts, a, b, out, istats, fstats)
-            bar.update(1)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(job, fun, sub, tableau, opts, a, b, out, istats, fstats)
-                       for a, b in chunks]
-            for f in as_completed(futures):
-                f.result()
+    with _interrupt.armed(compiled):
+        if workers == 1:
+            for a, b in chunks:
+                job(fun, sub, tableau, opts, a, b, out, istats, fstats)
                 bar.update(1)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(job, fun, sub, tableau, opts, a, b, out, istats,
+                                       fstats) for a, b in chunks]
+                for f in as_completed(futures):
+                    f.result()
+                    bar.update(1)
     bar.close()
     return out, istats, fstats
 

@@ -27,9 +27,9 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 from autograd.numpy.numpy_boxes import ArrayBox
 from autograd.tracer import getval
-from scipy.optimize import brentq
+from numba.core.registry import CPUDispatcher
 
-from . import _checks
+from . import _checks, _event_scan
 
 #: Status of a solve that stopped at a terminal event.
 TERMINATED = 1
@@ -119,46 +119,46 @@ class Found(NamedTuple):
     which: int      # index of the terminal event, or -1
 
 
-def _crossed(g0, g1, direction):
-    up = g0 < 0.0 <= g1 or (g0 <= 0.0 < g1 and g0 != 0.0)
-    down = g0 > 0.0 >= g1 or (g0 >= 0.0 > g1 and g0 != 0.0)
-    return (up and direction >= 0) or (down and direction <= 0)
-
-
-def locate(events, dense, theta, shape):
+def locate(events, dense, theta, shape, compiled=False):
     """Find every event's crossings on a dense solution, in integration order.
 
     ``dense`` is the :class:`nodekit.integrate.DenseSolution` of the solve;
-    ``theta`` is what the right-hand side received.  Roots at the initial
-    time are not reported (a solve restarted at an event must not stop at
-    once), as in SciPy.
+    ``theta`` is what the right-hand side received.  Each event is scanned by
+    :func:`nodekit._event_scan.scan`, compiled when the solve was (an
+    ``nk.ODE``, flat ``y``) and the event function is Numba-jitted, else
+    interpreted.  Roots at the initial time are not reported (a solve
+    restarted at an event must not stop at once), as in SciPy.  A terminal
+    event ends the list at its ``stop_after``-th crossing: crossings of any
+    event after that time are dropped.
     """
-    t_grid = dense.t_grid
-    ends = np.append(t_grid, dense.t_reached) if t_grid.size else np.array([dense.t0])
+    if not dense.t_grid.size:
+        return _found([[] for _ in events], dense, math.nan, -1)
+    hits, stops = [], []
+    for ev in events:
+        times, stopped = _scan_one(ev, dense, theta, shape, compiled)
+        hits.append(times)
+        stops.append(times[-1] if stopped else math.nan)
+    which, t_stop = -1, math.nan
+    for i, ts in enumerate(stops):   # the earliest terminal stop, in integration order
+        if not math.isnan(ts) and (which < 0 or dense.direction * (ts - t_stop) < 0.0):
+            which, t_stop = i, ts
+    if which >= 0:
+        hits = [h[dense.direction * (h - t_stop) <= 0.0] for h in hits]
+    return _found(hits, dense, t_stop, which)
 
-    def g_at(ev, t):
-        return ev(t, dense(t).reshape(shape), theta)
 
-    g_prev = [ev(ends[0], dense.y_grid[0].reshape(shape), theta) if t_grid.size
-              else 0.0 for ev in events]
-    counts = [0] * len(events)
-    hits = [[] for _ in events]
-    for k in range(t_grid.size):
-        ta, tb = ends[k], ends[k + 1]
-        fired = []
-        for i, ev in enumerate(events):
-            gb = g_at(ev, tb)
-            if _crossed(g_prev[i], gb, ev.direction):
-                tr = _root(lambda s, ev=ev: g_at(ev, s), ta, tb, g_prev[i], gb)
-                if tr != dense.t0:
-                    fired.append((tr, i))
-            g_prev[i] = gb
-        for tr, i in sorted(fired, key=lambda p: dense.direction * p[0]):
-            hits[i].append(tr)
-            counts[i] += 1
-            if events[i].stop_after and counts[i] >= events[i].stop_after:
-                return _found(hits, dense, tr, i)
-    return _found(hits, dense, math.nan, -1)
+def _scan_one(ev, dense, theta, shape, compiled):
+    """``(times, stopped)`` of one event over the steps of ``dense``."""
+    out = np.empty(dense.t_grid.size)
+    args = (dense.tableau.P, dense.t_grid, dense.h_grid, dense.y_grid, dense.K_grid,
+            float(dense.t_reached), ev.direction, ev.stop_after, out)
+    if compiled and isinstance(ev.g, CPUDispatcher):
+        count, stopped = _event_scan.scan(ev.g, theta, *args)
+    else:
+        def g(t, y, th):
+            return ev(t, np.reshape(y, shape), th)
+        count, stopped = _event_scan.scan_py(g, theta, *args)
+    return out[:count].copy(), bool(stopped)
 
 
 def _found(hits, dense, t_stop, which):
@@ -167,21 +167,10 @@ def _found(hits, dense, t_stop, which):
     return Found(ts, ys, t_stop, which)
 
 
-def _root(fn, ta, tb, ga, gb):
-    """The root of ``fn`` between ``ta`` and ``tb`` (a sign change or a zero end)."""
-    if gb == 0.0:
-        return tb
-    if ga == 0.0:
-        return ta
-    lo, hi = (ta, tb) if ta < tb else (tb, ta)
-    return brentq(fn, lo, hi, xtol=4 * np.finfo(float).eps * max(1.0, abs(lo), abs(hi)),
-                  rtol=4 * np.finfo(float).eps, maxiter=200)
-
-
-def apply(sol, events, theta, shape):
+def apply(sol, events, theta, shape, compiled=False):
     """Add ``t_events``/``y_events`` to a :class:`nodekit.Solution`; a terminal
     event ends it (``status = 1``, rows after the event NaN)."""
-    found = locate(events, sol.dense, theta, shape)
+    found = locate(events, sol.dense, theta, shape, compiled)
     sol.t_events, sol.y_events = found.t_events, found.y_events
     if found.which >= 0:
         after = sol.dense.direction * (sol.t - found.t_stop) > 0.0

@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-from . import _checks, _implicit, _kernels
+from . import _checks, _implicit, _interrupt, _kernels
 from .controllers import PIController
 from .ode import ODE
 from .tableaux import get_tableau
@@ -28,6 +28,9 @@ STATUS_MESSAGES = {
         "(last step size h={h:.3g}; {naccept} accepted, {nreject} rejected). Increase "
         "`max_steps`, loosen rtol/atol, or check whether the problem is stiff (many "
         "rejected steps with small step sizes)."),
+    _interrupt.INTERRUPTED: (
+        "Interrupted (Ctrl-C) at t={t:.6g} after {nsteps} steps and {nfev} "
+        "evaluations."),
     _kernels.FAILED_KERNEL: (
         "A compiled kernel raised an exception near t={t:.6g} ({nsteps} steps, "
         "{nfev} evaluations); the solve stopped there. Solve this case alone with "
@@ -177,12 +180,8 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
 
     Returns ``(ys, info, dense)`` where ``ys`` has shape ``(m, n)``.
     """
-    if _implicit.is_rosenbrock(method) and system is None and not jumps:
-        return _implicit.integrate(fun, y0, t, theta, method=method, rtol=rtol, atol=atol,
-                                   first_step=first_step, max_step=max_step,
-                                   max_steps=max_steps, step_size=step_size, dense=dense,
-                                   controller=controller)
-    tableau = get_tableau(method)
+    stiff = _implicit.is_rosenbrock(method) and system is None and not jumps
+    tableau = None if stiff else get_tableau(method)
     compiled = isinstance(fun, ODE)
     if not compiled and not callable(fun):
         raise TypeError("`fun` must be a callable fun(t, y, theta) or an nk.ODE; got "
@@ -202,7 +201,10 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     if step_size is not None:
         _checks.check_positive(step_size, "step_size")
         _checks.check_resolved_step(step_size, "step_size", ts)
-    elif not tableau.is_adaptive:
+        if stiff:
+            raise ValueError(f"`step_size` is not supported by the adaptive stiff method "
+                             f"{method!r}; leave it out (use `max_step` to bound steps).")
+    elif not stiff and not tableau.is_adaptive:
         raise ValueError(f"`step_size` is required for the fixed-step method "
                          f"{tableau.name!r}; pass step_size=h, or choose an adaptive "
                          "method such as 'dopri5'.")
@@ -219,6 +221,10 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     if system is None:
         system = _kernels.ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
                                      theta)
+    if stiff:
+        return _implicit.run(fun, compiled, system, y0f, ts, theta, method, rtol_a, atol_a,
+                             controller, first_step=first_step, max_step=max_step,
+                             max_steps=max_steps, dense=dense, shape=shape)
     return run(compiled, system, y0f, ts, tableau, rtol_a, atol_a, controller,
                first_step=first_step, max_step=max_step, max_steps=max_steps,
                step_size=step_size, dense=dense, jumps=jumps,
@@ -280,8 +286,8 @@ def _kernel_sources(args):
 
 def _kernel_names(args):
     """``{fault code: 'rhs kernel name'}`` for the guarded kernels in ``args``."""
-    from .ode import RHS_FAULT, VJP_FAULT
-    codes = {"rhs": RHS_FAULT, "vjp": VJP_FAULT}
+    from .ode import JAC_FAULT, RHS_FAULT, VJP_FAULT
+    codes = {"rhs": RHS_FAULT, "vjp": VJP_FAULT, "jac": JAC_FAULT}
     names = {}
     for a in args:
         for b in (a if isinstance(a, tuple) else (a,)):
@@ -302,16 +308,23 @@ def _replay(fn, args):
     return None
 
 
-def kernel_fault_message(system, fault, nsteps, nfev):
+def kernel_fault_message(system, fault, nsteps, nfev, jac=None):
     """The message of a solve that stopped because a compiled kernel raised.
 
     ``fault = [code, t, state...]`` as the loop recorded it; the kernel is
     called again on that state (outside the guard) to recover its exception.
+    ``jac = (guarded jac kernel, theta)`` when the loop also called a Jacobian.
     """
+    from .ode import JAC_FAULT
     code, t = int(fault[0]), float(fault[1])
     state = np.ascontiguousarray(fault[2:])
-    kernel = _kernel_names((system,)).get(code, "compiled kernel")
-    error = _replay(_kernels.evaluate, (system, t, state, np.empty_like(state)))
+    if code == JAC_FAULT and jac is not None:
+        kernel = _kernel_names(jac).get(code, "`jac` kernel")
+        error = _replay(lambda k, *a: k(*a), (jac[0], t, state, jac[1],
+                                               np.empty((state.size, state.size))))
+    else:
+        kernel = _kernel_names((system,)).get(code, "compiled kernel")
+        error = _replay(_kernels.evaluate, (system, t, state, np.empty_like(state)))
     return KERNEL_FAULT_MESSAGE.format(
         kernel=kernel, error=error or "an exception (which did not recur when re-run)",
         t=t, nsteps=nsteps, nfev=nfev)
@@ -354,7 +367,8 @@ def run_loop(compiled, args):
         sig = tuple(numba.typeof(a) for a in args)
         _kernels.integrate.compile(sig)
         entry = _ENTRY[kind] = _kernels.integrate.overloads[sig].entry_point
-    return entry(*args)
+    with _interrupt.armed():
+        return entry(*args)
 
 
 class DenseSolution:
@@ -480,7 +494,7 @@ def solve(fun, y0, t, theta=None, **options):
         compiled = isinstance(fun, ODE)
         th = None if theta is None and not compiled else np.asarray(theta, dtype=float)
         _events.apply(sol, events, th, (y.shape[1:] if not compiled
-                                        else (int(np.prod(y.shape[1:])),)))
+                                        else (int(np.prod(y.shape[1:])),)), compiled)
         if not keep_dense:
             sol.dense = None
     return sol

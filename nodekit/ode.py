@@ -24,10 +24,13 @@ VJP_SIG = nbt.float64(nbt.float64, _V, _V, _V, _V, _V)
 #: Signatures of the guarded kernels the loop calls: they return a fault code.
 RHS_GUARDED_SIG = nbt.int64(nbt.float64, _V, _V, _V)
 VJP_GUARDED_SIG = nbt.int64(nbt.float64, _V, _V, _V, _V, _V)
+#: Signature of the guarded ``jac(t, y, theta, out)``, ``out`` of shape (n, n).
+JAC_GUARDED_SIG = nbt.int64(nbt.float64, _V, _V, nbt.float64[:, ::1])
 
 #: Fault codes a guarded kernel returns when the kernel raised: which kernel.
 RHS_FAULT = 1
 VJP_FAULT = 2
+JAC_FAULT = 3
 
 
 def _arity(fn):
@@ -91,8 +94,21 @@ def _vjp_template(key):
     return guarded_vjp
 
 
+def _jac_template(key):
+    def guarded_jac(t, y, theta, out):
+        if key == 0:
+            return 0
+        try:
+            kernel(t, y, theta, out)  # noqa: F821 - a global of the copy
+        except Exception:  # noqa: BLE001 - any exception fails the solve
+            return 3  # JAC_FAULT
+        return 0
+    return guarded_jac
+
+
 _TEMPLATES = {"rhs": (_rhs_template, RHS_GUARDED_SIG),
-              "vjp": (_vjp_template, VJP_GUARDED_SIG)}
+              "vjp": (_vjp_template, VJP_GUARDED_SIG),
+              "jac": (_jac_template, JAC_GUARDED_SIG)}
 
 
 def _source_key(py_func, options):
@@ -126,7 +142,7 @@ def _inner_kernel(fn, debug):
 def _cfunc(fn, role, debug=False):
     """The guarded first-class compiled function (cached on disk) for kernel ``fn``.
 
-    ``role`` is ``"rhs"`` or ``"vjp"``.  The result carries
+    ``role`` is ``"rhs"``, ``"vjp"`` or ``"jac"``.  The result carries
     ``nodekit_source = (role, name, inner)``: ``inner`` is the compiled kernel
     it calls, which :func:`nodekit.integrate.kernel_fault_message` re-runs to
     recover the exception of a failed solve.
@@ -171,10 +187,10 @@ class ODE:
         ``out_y = a^T df/dy`` and ``out_theta = a^T df/dtheta`` and returns
         ``a^T df/dt``.  Needed only to differentiate through a solve.
     jac : numba-jitted function, optional
-        ``jac(t, y, theta, out)`` writes the Jacobian ``df/dy`` row by row
-        (``out[i * n + j] = df_i/dy_j``) into the flat ``out`` of ``n * n``
-        values.  Stored for methods that use it; checked by
-        :func:`nodekit.check_ode`.
+        ``jac(t, y, theta, out)`` writes the Jacobian ``df/dy`` into the 2-D
+        C-contiguous ``out`` of shape ``(n, n)`` (``out[i, j] = df_i/dy_j``).
+        Used by the stiff methods (``method="rodas5"``), which otherwise take
+        forward differences of ``rhs``.
     n_states, n_theta : int, optional
         The sizes of ``y`` and ``theta`` the kernels expect.  When given,
         ``nk.solve`` and ``nk.odeint`` reject other sizes on entry with a
@@ -257,6 +273,13 @@ class ODE:
             return _no_vjp()
         return _cfunc(self.vjp, "vjp", self.debug)
 
+    @cached_property
+    def jac_cfunc(self):
+        """The ``jac`` kernel as a first-class function, or ``None`` if absent."""
+        if self.jac is None:
+            return None
+        return _cfunc(self.jac, "jac", self.debug)
+
     def check_sizes(self, y0, theta):
         """Check the validated ``y0`` and flat ``theta`` against the declared
         ``n_states`` and ``n_theta``; called by ``nk.solve`` and ``nk.odeint``
@@ -311,7 +334,7 @@ class ODE:
         # compiled wrappers do not pickle: keep the kernels (by module and
         # name where they can be imported again) and rebuild on first use
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("rhs_cfunc", "vjp_cfunc", "_checked")}
+                 if k not in ("rhs_cfunc", "vjp_cfunc", "jac_cfunc", "_checked")}
         for k in ("rhs", "vjp", "jac"):
             state[k] = _KernelRef.of(state.get(k))
         return state

@@ -11,6 +11,7 @@ from autograd.tracer import isbox
 from . import _checks
 from .adjoint import GRADIENTS, backward, strategy
 from ._checkpoint import DEFAULT_CHECKPOINTS
+from .check import check_vjp_first_call
 from ._errors import SolveError
 from .controllers import PIController
 from .integrate import DEFAULT_MAX_STEPS
@@ -84,6 +85,8 @@ def _odeint_vjp(argnums, ans, args, kwargs):
     record = config[3].record
 
     def vjp(g):
+        if record.compiled and record.fun.vjp is not None:
+            check_vjp_first_call(record.fun, record.ts[0], record.ys[0], record.theta_flat)
         g = np.reshape(g, (record.ts.size, -1))
         gy0, gt, gth, stats = backward(record, g, need_t=1 in argnums,
                                        need_theta=2 in argnums)
@@ -202,9 +205,13 @@ def odeint(fun, y0, t, theta=None, **options):
     max_steps = options.get("max_steps", DEFAULT_MAX_STEPS)
     adj_step = None
     if not adjoint_tableau.is_adaptive:
-        if step_size is None:
-            raise ValueError(f"`step_size` is required for the fixed-step adjoint method "
-                             f"{adjoint_tableau.name!r}.")
+        if step_size is None and options.get("adjoint_method") is not None:
+            raise ValueError(
+                f"`step_size` is required for the fixed-step adjoint_method "
+                f"{adjoint_tableau.name!r} (the backward solve takes steps of `step_size`); "
+                "pass step_size=h, or choose an adaptive adjoint_method such as 'dopri5'.")
+        # a fixed-step forward `method` without `step_size`: the forward solve's
+        # validation says that the method needs one
         adj_step = step_size
     elif step_size is not None and options.get("adjoint_method") is None:
         adj_step = step_size  # a fixed-step forward pass gets a fixed-step backward pass

@@ -60,3 +60,13 @@ def decay_vjp_raises(t, y, th, a, out_y, out_th):
     if t >= 0.0 or t < 0.0:
         raise RuntimeError("vjp is broken")
     return 0.0
+
+
+@numba.njit(cache=True)
+def decay_jac_raises_late(t, y, th, out):
+    """The Jacobian of :func:`decay`, raising for ``t > 0.5``."""
+    if t > 0.5:
+        raise ValueError("jacobian refuses t > 0.5")
+    for i in range(y.size):
+        for j in range(y.size):
+            out[i, j] = -th[0] if i == j else 0.0

@@ -163,3 +163,18 @@ def test_grazing_event_raises_instead_of_a_huge_gradient():
 def test_no_event_before_t_max_is_an_error():
     with pytest.raises(nk.NoEventError, match="no root between"):
         nk.odeint_event(fall, [10.0, 0.0], 0.0, [9.8], FLOOR, t_max=0.5)
+
+
+def test_compiled_and_interpreted_scans_agree():
+    # the same scan source, compiled for a jitted event and interpreted for a
+    # Python one: identical crossings over many steps, terminal count honoured
+    lv = nk.ODE(lotka_volterra_rhs)
+    th = np.array([1.5, 1.0, 3.0, 1.0])
+    t = np.linspace(0.0, 60.0, 4)
+    fast = nk.solve(lv, [1.0, 1.0], t, th, events=nk.Event(prey_threshold, terminal=7))
+    slow = nk.solve(lv, [1.0, 1.0], t, th,
+                    events=nk.Event(lambda t, y, p: y[0] - 2.0, terminal=7))
+    assert fast.status == slow.status == 1
+    assert fast.t_events[0].size == 7
+    np.testing.assert_array_equal(fast.t_events[0], slow.t_events[0])
+    np.testing.assert_allclose(fast.y_events[0][:, 0], 2.0, atol=1e-9)

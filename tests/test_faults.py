@@ -30,6 +30,34 @@ def test_kernel_exception_fails_fixed_step_and_dense(method, step_size):
     assert sol.status == -4 and "ValueError" in sol.message
 
 
+@pytest.mark.parametrize("jac", [None, fk.decay_jac_raises_late])
+def test_kernel_exception_fails_a_stiff_solve(jac):
+    # the Rosenbrock loop evaluates the kernel in its stages, its difference
+    # Jacobian and its step ends: each must stop the solve, not carry on
+    sol = nk.solve(nk.ODE(raises_late, jac=jac), [1.0], T, [1.0], method="rodas5")
+    assert sol.status == -4 and not sol.success
+    assert "`rhs` kernel 'raises_late'" in sol.message and "ValueError" in sol.message
+    assert np.isnan(sol.y[-1]).all()
+
+
+def test_jacobian_exception_fails_a_stiff_solve():
+    sol = nk.solve(nk.ODE(decay, jac=fk.decay_jac_raises_late), [1.0], T, [1.0],
+                   method="rodas4")
+    assert sol.status == -4
+    assert "`jac` kernel 'decay_jac_raises_late' raised ValueError: jacobian refuses" \
+        in sol.message
+    np.testing.assert_allclose(sol.y[2, 0], np.exp(-0.5), rtol=1e-5)
+    assert np.isnan(sol.y[3:]).all()
+
+
+def test_stiff_solve_checks_sizes_and_arity_like_the_explicit_one():
+    with pytest.raises(ValueError, match="`theta` must have 4 values"):
+        nk.solve(nk.ODE(fk.lv, n_states=2, n_theta=4), [1.0, 1.0], T, [1.0],
+                 method="rodas5")
+    with pytest.raises(TypeError, match="fun\\(t, y, theta\\)"):
+        nk.solve(lambda t, y: -y, [1.0], T, method="rodas5")
+
+
 def test_boundscheck_index_error_fails_the_solve():
     sol = nk.solve(nk.ODE(fk.writes_past_end_late), [1.0, 2.0], T)
     assert sol.status == -4

@@ -153,6 +153,22 @@ def test_van_der_pol_mu_1000_against_radau():
     assert err < 1e-4, err
 
 
+#: Van der Pol at mu = 1e6 over two relaxation periods, y1 at 7 times: rodas5 at
+#: rtol 1e-11 (15477 steps), which Radau (SciPy, rtol 1e-9) matches to 8.5e-10.
+VDP6_T = np.linspace(0.0, 3e6, 7)
+VDP6_Y1 = np.array([2.0, 1.5967683944250395, -1.8633839228811166, -1.3541800693850778,
+                    1.705546217393942, -1.9458110109158662, -1.5093757029136798])
+
+
+def test_van_der_pol_mu_1e6_over_two_periods():
+    # the extreme stiffness of the issue: explicit methods would need ~1e12 steps
+    ode = _with_jac(van_der_pol_rhs, van_der_pol_jac)
+    sol = nk.solve(ode, [2.0, 0.0], VDP6_T, [1e6], method="rodas5", rtol=1e-8,
+                   atol=1e-10, max_steps=20000)
+    assert sol.success and sol.nsteps < 5000, (sol.status, sol.nsteps)
+    np.testing.assert_allclose(sol.y[:, 0], VDP6_Y1, atol=2e-6)
+
+
 def test_rodas5_options_and_failures():
     M, y0, ts, _ = _stiff_linear()
     with pytest.raises(ValueError, match="step_size"):

@@ -36,12 +36,13 @@ import math
 from typing import NamedTuple
 
 import autograd.numpy as anp
+from autograd.extend import defvjp, primitive
 import numpy as np
 
 from .._checks import check_options
 from ..nn import MLP, Chain, Dense
 from ..nn.model import check_theta_shape
-from ..nn.recurrent import elman_sequence, last_update
+from ..nn.recurrent import elman_sequence, last_update, take_rows
 from ..primitive import _ODEINT_OPTIONS, odeint
 
 #: Recurrent cells of the encoder.
@@ -150,6 +151,17 @@ def _solve_grid(t0, t):
     return np.concatenate([[t0], t]), 1
 
 
+@primitive
+def _drop_leading(x, k):
+    """``x[k:]`` with a VJP that pads the cotangent with zeros (autograd's
+    slicing VJP scatters with ``np.add.at``, slow on a whole trajectory)."""
+    return x[k:]
+
+
+defvjp(_drop_leading, lambda ans, x, k: lambda g: anp.concatenate(
+    [anp.zeros((k,) + anp.shape(g)[1:]), g]) if k else g)
+
+
 # ----------------------------------------------------------------------------
 # Recurrent cells (autograd-NumPy; see docs/latent.md for why they are not compiled)
 
@@ -247,7 +259,7 @@ def run_cells(cell, p, inputs, mask, reverse=False, compiled=True):
     n, T = mask.shape
     if cell == "rnn" and compiled:
         hs = elman_sequence(p["Wx"], p["Wh"], p["b"], inputs, mask, reverse)
-        return hs, hs[np.arange(n), last_update(mask, reverse)]
+        return hs, take_rows(hs, last_update(mask, reverse))
     step = _CELLS[cell][0]
     h = np.zeros((n, np.shape(p[_bias_name(_CELLS[cell][1][0])])[0]))
     new = [None] * T
@@ -454,7 +466,7 @@ class LatentODE:
         mu, logvar = self._encode(theta, batch)
         z0 = mu + anp.exp(0.5 * logvar) * eps
         grid, skip = _solve_grid(batch.t0, batch.t)
-        zs = self.latent_trajectory(theta, z0, grid, stats=stats)[skip:]
+        zs = _drop_leading(self.latent_trajectory(theta, z0, grid, stats=stats), skip)
         xs = anp.transpose(self.decode(theta, zs), (1, 0, 2))
         value = (gaussian_log_likelihood(batch.x, xs, self.noise_std, batch.mask)
                  - kl_to_standard_normal(mu, logvar))

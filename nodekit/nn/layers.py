@@ -13,6 +13,7 @@ A layer never allocates: all rows share one scratch buffer per kernel call.
 import math
 
 import autograd.numpy as anp
+from autograd.extend import defvjp, primitive
 import numpy as np
 
 #: Affine layers with at most this many outputs keep them in registers.
@@ -261,7 +262,7 @@ class ReLU(Elementwise):
     grad_expr = "g if x > 0.0 else 0.0"
 
     def np_apply(self, h):
-        return anp.maximum(h, 0.0)
+        return _relu(h)
 
 
 class ELU(Elementwise):
@@ -288,8 +289,7 @@ class ELU(Elementwise):
         return f"g if x > 0.0 else g * (fx + {self.alpha!r})"
 
     def np_apply(self, h):
-        # exp of the clipped input: no overflow on the branch not taken
-        return anp.where(h > 0, h, self.alpha * (anp.exp(anp.minimum(h, 0.0)) - 1.0))
+        return _elu(h, self.alpha)
 
     def spec(self):
         return {"kind": self.kind, "alpha": self.alpha}
@@ -359,6 +359,28 @@ class Power(Elementwise):
 
 
 #: Activations (and other elementwise maps without arguments) by name.
+@primitive
+def _relu(h):
+    """ReLU as one autograd primitive, with derivative 0 at 0 as the compiled
+    kernels (``anp.maximum``'s VJP would split it, and costs more)."""
+    return np.maximum(h, 0.0)
+
+
+defvjp(_relu, lambda ans, h: lambda g: g * (h > 0))
+
+
+@primitive
+def _elu(h, alpha):
+    """ELU as one autograd primitive (``expm1`` of the clipped input, so the
+    branch not taken never overflows), with the derivative the compiled
+    kernels use: 1 for ``h > 0``, else ``ELU(h) + alpha``.  Its VJP is
+    autograd-NumPy of the output, so higher derivatives work."""
+    return np.where(h > 0, h, alpha * np.expm1(np.minimum(h, 0.0)))
+
+
+defvjp(_elu, lambda ans, h, alpha: lambda g: g * anp.where(h > 0, 1.0, ans + alpha))
+
+
 ACTIVATIONS = {cls.kind: cls for cls in (Tanh, Softplus, ReLU, ELU, Sigmoid, Sin)}
 
 _KINDS = {cls.kind: cls for cls in (Dense, TimeDense, Tanh, Softplus, ReLU, ELU, Sigmoid,

@@ -8,19 +8,20 @@ state, forwards or backwards, and returns the new state computed at every time,
 how a batch of sequences with their own observation times is run on the union
 of the times (see :mod:`nodekit.models.latent`).
 
-The forward loop and its reverse sweep are Numba kernels: one call per
-sequence run, instead of several autograd primitives per time step (which
-dominated the encoder's cost).  The VJP with respect to ``Wx``, ``Wh``, ``b``
+The forward pass runs every row of the batch at once per time (matrix
+products and NumPy's vectorised ``tanh``) and the reverse sweep is a Numba
+kernel, likewise over the whole batch per time: one primitive per sequence
+run, instead of several autograd primitives per time step (which dominated
+the encoder's cost).  The VJP with respect to ``Wx``, ``Wh``, ``b``
 is analytic (backpropagation through time, reading the states back from
 the output), checked against the autograd-NumPy cell and central
 differences in the tests.  ``X`` and ``mask``
 are data (not differentiated).
 """
-import math
 
 import numba
 import numpy as np
-from autograd.extend import defvjp_argnums, primitive
+from autograd.extend import defvjp, defvjp_argnums, primitive
 
 #: Reassociation lets the dot products vectorise; no 'nnan'/'ninf', so
 #: non-finite values still propagate.
@@ -28,72 +29,69 @@ _OPTS = {"cache": True, "error_model": "numpy",
          "fastmath": {"arcp", "contract", "nsz", "reassoc"}}
 
 
-@numba.njit(**_OPTS)
 def _forward(X, mask, Wx, Wh, b, reverse, Hnew):
-    B, T, k = X.shape
+    """All rows advance together, one time at a time, in NumPy: the input
+    products for every time in one matrix product, then per time one
+    ``(B, H) x (H, H)`` product, ``tanh`` and the masked state update.
+
+    NumPy rather than Numba here: NumPy's vectorised ``tanh`` is about ten
+    times faster than the scalar ``math.tanh`` a Numba loop calls, and
+    ``tanh`` is most of the work (measured: 44 ms against 146 ms for 1000
+    sequences of 100 times, 25 units).
+    """
+    B, T, _ = X.shape
     H = b.size
-    h = np.zeros(H)
-    acc = np.empty(H)
-    for r in range(B):
-        h[:] = 0.0
-        for step in range(T):
-            j = T - 1 - step if reverse else step
-            for i in range(H):
-                acc[i] = b[i]
-            for q in range(k):          # axpy form: contiguous rows of Wx, Wh
-                xq = X[r, j, q]
-                for i in range(H):
-                    acc[i] += xq * Wx[q, i]
-            for q in range(H):
-                hq = h[q]
-                for i in range(H):
-                    acc[i] += hq * Wh[q, i]
-            for i in range(H):
-                Hnew[r, j, i] = math.tanh(acc[i])
-            if mask[r, j]:
-                for i in range(H):
-                    h[i] = Hnew[r, j, i]
+    Z = np.matmul(X.transpose(1, 0, 2), Wx)     # (T, B, H): contiguous per time
+    Z += b
+    h = np.zeros((B, H))                       # the state each row carries
+    hW = np.empty((B, H))
+    carried = np.ascontiguousarray(mask.T)[:, :, None]
+    for step in range(T):
+        j = T - 1 - step if reverse else step
+        np.matmul(h, Wh, out=hW)
+        Z[j] += hW
+        np.tanh(Z[j], out=Z[j])
+        np.copyto(h, Z[j], where=carried[j])
+    Hnew[...] = Z.transpose(1, 0, 2)
 
 
 @numba.njit(**_OPTS)
 def _backward(X, mask, Wh, reverse, Hnew, G, dWx, dWh, db):
-    """Reverse sweep; the state carried into each time is read back from ``Hnew``."""
+    """Reverse sweep over the times, all rows together (BLAS products per
+    time); the state each row carried into a time is read back from ``Hnew``."""
     B, T, k = X.shape
     H = Wh.shape[0]
-    gh = np.zeros(H)
-    da = np.zeros(H)
-    prev = np.empty(T, dtype=np.int64)   # per time: the time whose state was carried in
+    prev = np.empty((B, T), dtype=np.int64)  # per row and time: whose state was carried in
     for r in range(B):
         last = -1
         for step in range(T):
             j = T - 1 - step if reverse else step
-            prev[j] = last
+            prev[r, j] = last
             if mask[r, j]:
                 last = j
-        gh[:] = 0.0
-        for step in range(T - 1, -1, -1):
-            j = T - 1 - step if reverse else step
+    gh = np.zeros((B, H))       # dL/d(state carried out of the current time)
+    da = np.empty((B, H))
+    hin = np.empty((B, H))
+    x = np.empty((B, k))
+    WhT = np.ascontiguousarray(Wh.T)
+    for step in range(T - 1, -1, -1):
+        j = T - 1 - step if reverse else step
+        for r in range(B):
             carried = mask[r, j]
-            for i in range(H):
-                g = G[r, j, i] + (gh[i] if carried else 0.0)
-                y = Hnew[r, j, i]
-                da[i] = g * (1.0 - y * y)
-            if carried:
-                gh[:] = 0.0         # the state before this step reached it only through da
-            for i in range(H):
-                db[i] += da[i]
+            p = prev[r, j]
             for q in range(k):
-                xq = X[r, j, q]
-                for i in range(H):
-                    dWx[q, i] += xq * da[i]
-            p = prev[j]
-            for q in range(H):
-                hq = Hnew[r, p, q] if p >= 0 else 0.0
-                s = 0.0
-                for i in range(H):
-                    dWh[q, i] += hq * da[i]
-                    s += da[i] * Wh[q, i]
-                gh[q] += s
+                x[r, q] = X[r, j, q]
+            for i in range(H):
+                g = G[r, j, i] + (gh[r, i] if carried else 0.0)
+                y = Hnew[r, j, i]
+                da[r, i] = g * (1.0 - y * y)
+                db[i] += da[r, i]
+                hin[r, i] = Hnew[r, p, i] if p >= 0 else 0.0
+                if carried:     # the state before this time reached it only through da
+                    gh[r, i] = 0.0
+        dWx += np.dot(x.T, da)
+        dWh += np.dot(hin.T, da)
+        gh += np.dot(da, WhT)
 
 
 def _contiguous(*arrays):
@@ -148,6 +146,28 @@ def _vjp(argnums, ans, args, kwargs):
 defvjp_argnums(elman_sequence, _vjp)
 
 
+@primitive
+def take_rows(hs, idx):
+    """``hs[r, idx[r]]`` for every row ``r``: (B, H) from (B, T, H).
+
+    The same as fancy indexing, with a VJP that writes each row's cotangent
+    into zeros directly (autograd's indexing VJP scatters with ``np.add.at``,
+    which costs more than the encoder on a large batch).
+    """
+    return hs[np.arange(hs.shape[0]), idx]
+
+
+def _take_rows_vjp(ans, hs, idx):
+    def vjp(g):
+        out = np.zeros(np.shape(hs))
+        out[np.arange(out.shape[0]), idx] = g
+        return out
+    return vjp
+
+
+defvjp(take_rows, _take_rows_vjp)
+
+
 def last_update(mask, reverse=False):
     """Per row, the index of the time of its last update (first True if ``reverse``)."""
     mask = np.asarray(mask, dtype=bool)
@@ -156,4 +176,4 @@ def last_update(mask, reverse=False):
     return mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
 
 
-__all__ = ["elman_sequence", "last_update"]
+__all__ = ["elman_sequence", "last_update", "take_rows"]
