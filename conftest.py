@@ -1,6 +1,6 @@
 """Test-suite setup shared by every test (pytest loads this file first).
 
-Parallel runs.  The suite runs in worker processes (pytest-xdist, ``-n auto``
+Parallel runs.  The suite runs in worker processes (pytest-xdist, ``-n logical``
 in setup.cfg's ``addopts``; ``-n 0`` runs it in one process).  Each worker gets
 its own Numba on-disk cache folder, ``.pytest_cache/d/numba-<worker>``, through
 ``NUMBA_CACHE_DIR`` (inherited by the processes a test starts).  Numba's cache
