@@ -70,8 +70,11 @@ def train_cnf(cnf, data, iters, seed, progress, lr=1e-3):
                stats=stats, value_and_grad=False)
 
 
-def train_planar(flow, data, iters, seed, progress, lr=1e-3):
-    """The planar-flow baseline, trained like the CNF."""
+def train_planar(flow, data, iters, seed, progress, lr=1e-2):
+    """The planar-flow baseline: the CNF's batches and optimiser, at its own
+    learning rate.  At the CNF's 1e-3 the planar flow, which starts far from
+    the data (NLL about 1300 on two circles), is still at NLL 96 after 300
+    iterations; at 1e-2 it reaches 1.57, so 1e-2 is the fair baseline."""
     rng = np.random.default_rng(seed)
     return fit(flow.nll, flow.init(seed), optimizer=Adam(lr=lr), iters=iters,
                batches=lambda i: toy2d.sample(data, BATCH, rng), progress=progress,

@@ -139,6 +139,9 @@ def main(iters=2000, out="out/spiral", seed=0, progress=True):
         ``.npz``).
     """
     os.makedirs(out, exist_ok=True)
+    start = time.perf_counter()
+    print("preparing the compiled kernels (compiled on a first run, about 30 s; "
+          "loaded from the cache afterwards) ...", end=" ", flush=True)
     rng = np.random.default_rng(seed)
     true_y = true_trajectory()
     model = make_model()
@@ -154,6 +157,7 @@ def main(iters=2000, out="out/spiral", seed=0, progress=True):
     mae0, _ = mae_of(theta0)
     # compile (or load from Numba's cache) the forward and backward loops outside the timing
     autograd.value_and_grad(loss)(theta0, *get_batch(np.random.default_rng(seed + 1), true_y))
+    print(f"ready in {time.perf_counter() - start:.1f} s", flush=True)
     res = fit(loss, theta0, optimizer=RMSprop(lr=1e-3), iters=iters,
               batches=lambda i: get_batch(rng, true_y), progress=progress, stats=stats,
               value_and_grad=False)

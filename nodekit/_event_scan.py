@@ -100,12 +100,16 @@ def scan(g, theta, P, t_grid, h_grid, y_grid, K_grid, t_reached, direction, stop
     w = np.empty(P.shape[0])
     y = np.empty(y_grid.shape[1])
     t0 = t_grid[0]
-    g_prev = g(t0, y_grid[0].copy(), theta)
+    g_prev = g(t0, y_grid[0], theta)
     count = 0
     for k in range(steps):
         ta = t_grid[k]
-        tb = t_grid[k + 1] if k + 1 < steps else t_reached
-        gb = g_on_step(g, theta, tb, P, t_grid, h_grid, y_grid, K_grid, k, w, y)
+        if k + 1 < steps:   # the step's end is the next step's recorded start
+            tb = t_grid[k + 1]
+            gb = g(tb, y_grid[k + 1], theta)
+        else:
+            tb = t_reached
+            gb = g_on_step(g, theta, tb, P, t_grid, h_grid, y_grid, K_grid, k, w, y)
         if crossed(g_prev, gb, direction):
             if gb == 0.0:
                 tr = tb

@@ -44,3 +44,17 @@ def test_gradient_at_an_overflowing_state_is_a_solve_error(mode):
     loss = lambda y0: anp.sum(nk.odeint(LV, y0, T, LV_THETA, gradient=mode))
     with pytest.raises(nk.SolveError, match="Non-finite derivative or solution at t=0"):
         autograd.grad(loss)(np.array([1e300, 1e300]))
+
+
+def test_odeint_entry_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"`max_steps` must be at most 2\*\*63 - 1"):
+        nk.odeint(LV, LV_Y0, T, LV_THETA, max_steps=2 ** 63)
+    with pytest.raises(TypeError, match=r"nodekit calls fun\(t, y, theta\)"):
+        nk.odeint(lambda t, y: -y, LV_Y0, T)
+
+
+def test_a_nan_loss_is_not_blamed_on_the_right_hand_side():
+    res = nk.train.fit(lambda x: (np.nan, np.zeros(1)), np.zeros(1), iters=3, progress=False,
+                       optimizer=nk.train.SGD(), value_and_grad=True)
+    assert not res.success and "loss nan" in res.message
+    assert "overflow" not in res.message and "right-hand side" not in res.message

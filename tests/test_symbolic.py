@@ -455,3 +455,15 @@ def test_auto_mode_tapes_large_kernels(tmp_path, monkeypatch):
 def test_bad_kernels_mode():
     with pytest.raises(ValueError, match="`kernels` must be one of 'auto', 'straight', 'tape'"):
         decay().compile(kernels="fast")
+
+
+def test_auto_mode_cache_key_follows_the_tape_threshold(monkeypatch):
+    """Changing the threshold regenerates 'auto' modules instead of loading
+    ones that were written under another choice."""
+    system = lotka_volterra()
+    codegen = nk.symbolic.codegen
+    keys = {mode: codegen.system_key(system, "rhs", mode) for mode in codegen.KERNEL_MODES}
+    monkeypatch.setattr(codegen, "TAPE_THRESHOLD", 12)
+    assert codegen.system_key(system, "rhs", "auto") != keys["auto"]
+    for mode in ("straight", "tape"):
+        assert codegen.system_key(system, "rhs", mode) == keys[mode]

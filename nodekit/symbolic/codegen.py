@@ -39,7 +39,12 @@ PARTS = ("rhs", "vjp", "jac")
 #: interpreter (:mod:`nodekit.symbolic.tape`), or chosen by size.
 KERNEL_MODES = ("auto", "straight", "tape")
 #: In ``'auto'`` mode, kernels of more tape instructions than this are tapes.
-TAPE_THRESHOLD = 1000
+#: Numba compiles a straight-line kernel in about 1.5 s plus 10 ms per
+#: instruction, a tape kernel in 2 to 6 s whatever its size (a shared 2-core
+#: machine; ``benchmarks/symbolic_profile.py``): 500 keeps every straight-line
+#: kernel under about 7 s, and the kernels of small systems (n = 10 dense:
+#: 201 and 403 instructions) straight-line, which run 3 to 4 times faster.
+TAPE_THRESHOLD = 500
 
 
 def default_cache_dir():
@@ -71,14 +76,16 @@ def system_key(system, part="rhs", kernels="auto"):
 
     A hash of the expressions (``srepr``, which includes symbol names and
     assumptions), the order of time, states and parameters, the part, the
-    kernel mode, the generator version and the SymPy version (whose printer
-    and ``cse`` shape the code).
+    kernel mode (and for ``'auto'`` the :data:`TAPE_THRESHOLD` that chooses
+    between them), the generator version and the SymPy version (whose
+    printer and ``cse`` shape the code).
     """
     _check_part(part)
     _check_mode(kernels)
     return _codecache.make_key({
         "generator": "nodekit.symbolic", "version": GENERATOR_VERSION,
         "sympy": sp.__version__, "part": part, "kernels": kernels,
+        "threshold": TAPE_THRESHOLD if kernels == "auto" else None,
         "system": system.srepr})
 
 
