@@ -1,7 +1,8 @@
 """Packaging and documentation: every package ships, and every Python block of
 README.md and docs/*.md runs as a user would paste it into a ``python`` prompt
 (blocks of one page in order, in one interactive interpreter fed on standard
-input: blank lines end compound statements, nothing is cached against a file)."""
+input: blank lines end compound statements, nothing is cached against a file).
+The page runs are marked slow: deselected by default, run with ``-m slow``."""
 import configparser
 import os
 import pathlib
@@ -33,6 +34,7 @@ def run_at_prompt(blocks, cwd, after=""):
                           text=True, cwd=cwd, env=env, timeout=900)
 
 
+@pytest.mark.slow  # a fresh interpreter per page, compiling what the page runs
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)],
                          ids=lambda p: p.name)
 def test_page_blocks_run_at_a_prompt(page, tmp_path):

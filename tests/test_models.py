@@ -166,6 +166,7 @@ def test_predict_and_error_shapes():
     assert 0.0 <= model.error(theta, x, y) <= 1.0
 
 
+@pytest.mark.slow  # trains the four digits models and runs Figure 3
 def test_examples_run_on_tiny_settings(tmp_path):
     from nodekit.examples import digits, figure3
     out = str(tmp_path / "digits")

@@ -208,9 +208,13 @@ def test_generated_module_cached_in_nodekit_cache(tmp_path):
     assert path.startswith(str(tmp_path / "nn"))
     with open(path) as fh:
         assert "do not edit" in fh.read()
-    # Numba's cache files sit beside the module after the first process
-    cached = os.listdir(os.path.join(os.path.dirname(path), "__pycache__"))
-    assert any(f.endswith(".nbi") for f in cached)
+    # Numba's cache index of this module exists after the first process:
+    # beside the module, or under NUMBA_CACHE_DIR when set (parallel test runs)
+    where = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(path),
+                                                              "__pycache__")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    cached = [f for _, _, files in os.walk(where) for f in files]
+    assert any(f.startswith(stem + ".") and f.endswith(".nbi") for f in cached)
 
 
 def test_activation_registry():

@@ -1,5 +1,6 @@
 """nodekit.symbolic: generated kernels against SymPy and finite differences, the
 cache across processes, closed forms, and every bad-input error."""
+import json
 import os
 import subprocess
 import sys
@@ -194,10 +195,10 @@ def test_env_var_chooses_the_cache(tmp_path, monkeypatch):
     assert os.path.exists(ode.source_path)
 
 
-def test_a_fresh_process_loads_the_cached_module(tmp_path):
+def test_a_fresh_process_loads_the_compiled_kernels_from_cache(tmp_path):
     cache = str(tmp_path / "shared")
     code = textwrap.dedent(f"""
-        import os, sys, numpy as np
+        import json, os, numpy as np
         import nodekit as nk
         from nodekit.symbolic import ODESystem
         s = ODESystem.from_strings({{"x": "a*x - b*x*y", "y": "-c*y + d*x*y"}},
@@ -206,18 +207,29 @@ def test_a_fresh_process_loads_the_cached_module(tmp_path):
         sol = nk.solve(ode, [1.0, 1.0], np.linspace(0, 20, 50), [1.5, 1.0, 3.0, 1.0],
                        rtol=1e-8, atol=1e-10)
         assert sol.success
-        print(ode.source_path, os.stat(ode.source_path).st_mtime_ns, *sol.y[-1])
+        wrappers = [ode.rhs_cfunc, ode.vjp_cfunc]
+        print(json.dumps({{
+            "module": [ode.source_path, os.stat(ode.source_path).st_mtime_ns],
+            "y": sol.y[-1].tolist(),
+            # the guarded wrappers: loaded from Numba's disk cache (a hit) or compiled
+            "cache_hits": [w.cache_hits for w in wrappers],
+            # the system's own kernels, which compiling a wrapper compiles
+            "kernels_compiled": [len(w.nodekit_source[2].signatures) for w in wrappers],
+        }}))
     """)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    runs = [subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split() for _ in range(2)]
-    assert runs[0] == runs[1]  # same file, untouched (same mtime), same answer
-    assert os.path.dirname(runs[0][0]) == cache
-    # Numba cached the compiled kernels: since kernels run inside nk.ODE's
-    # guarded wrappers (status codes for kernel exceptions), the cache index is
-    # the wrapper's, beside nodekit/ode.py
-    pyc = os.path.join(ROOT, "nodekit", "__pycache__")
-    assert any(f.startswith("ode.") and f.endswith(".nbi") for f in os.listdir(pyc))
+    first, second = [json.loads(subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True,
+        text=True).stdout) for _ in range(2)]
+    # the generated module: the same file, untouched (same mtime), in the folder given
+    assert first["module"] == second["module"]
+    assert os.path.dirname(first["module"][0]) == cache
+    assert first["y"] == second["y"]
+    # the first process compiled this system's kernels (nothing in any cache
+    # could hold them: the module is new); the second compiled nothing and
+    # loaded both guarded wrappers, with the system's kernels inside, from disk
+    assert first["cache_hits"] == [0, 0] and first["kernels_compiled"] == [1, 1]
+    assert second["cache_hits"] == [1, 1] and second["kernels_compiled"] == [0, 0]
 
 
 def test_a_corrupt_module_is_regenerated(tmp_path):
