@@ -35,14 +35,21 @@ def as_float_array(x, name):
 
 
 def check_finite(a, name):
-    if not all_finite(np.ascontiguousarray(a).reshape(-1)):
-        bad = np.argwhere(~np.isfinite(a))[0]
-        where = tuple(int(i) for i in bad) if a.ndim else ()
-        raise ValueError(f"`{name}` must be finite; got {float(a[tuple(bad)])!r} at index {where}.")
+    if a.size <= 16:  # a compiled call costs more than a Python loop here
+        if all(map(math.isfinite, a.reshape(-1).tolist())):
+            return
+    elif all_finite(np.ascontiguousarray(a).reshape(-1)):
+        return
+    bad = np.argwhere(~np.isfinite(a))[0]
+    where = tuple(int(i) for i in bad) if a.ndim else ()
+    raise ValueError(f"`{name}` must be finite; got {float(a[tuple(bad)])!r} at index {where}.")
 
 
 def check_y0(y0):
-    a = np.array(as_float_array(y0, "y0"), copy=True)
+    if type(y0) is np.ndarray and y0.dtype == np.float64:  # already an array: copy it
+        a = y0.copy()
+    else:
+        a = np.array(as_float_array(y0, "y0"), copy=True)
     if a.size == 0:
         raise ValueError(f"`y0` must have at least one element; got shape {a.shape}.")
     check_finite(a, "y0")
@@ -53,7 +60,10 @@ def check_theta(theta, flat):
     """``theta`` as a float array; ``flat`` requires one dimension."""
     if theta is None:
         return np.empty(0)
-    a = np.array(as_float_array(theta, "theta"), copy=True)
+    if type(theta) is np.ndarray and theta.dtype == np.float64:  # already an array
+        a = theta.copy()
+    else:
+        a = np.array(as_float_array(theta, "theta"), copy=True)
     if flat and a.ndim != 1:
         raise ValueError("`theta` must be a flat (1-D) parameter vector for a compiled "
                          f"`nk.ODE`; got shape {a.shape}. Flatten it (and unpack inside "
@@ -63,7 +73,7 @@ def check_theta(theta, flat):
 
 
 def check_t(t):
-    a = as_float_array(t, "t")
+    a = t if type(t) is np.ndarray and t.dtype == np.float64 else as_float_array(t, "t")
     if a.ndim != 1 or a.size < 2:
         raise ValueError("`t` must be a 1-D array of at least 2 times (the initial time "
                          f"first); got shape {a.shape}.")
@@ -139,6 +149,8 @@ def check_resolved_step(h, name, ts):
     Far from ``t = 0`` consecutive floats are far apart (``spacing(1e16) =
     2``): a step below about a hundred of them would be rounded away.
     """
+    if h == math.inf:
+        return
     ulp = float(np.spacing(max(abs(float(ts[0])), abs(float(ts[-1])))))
     if h < 100.0 * ulp:
         raise ValueError(

@@ -431,9 +431,19 @@ def _autograd_jacobian(fun, shape, t0, y0, theta):
 def is_rosenbrock(method):
     """True when ``method`` names (or is) a Rosenbrock tableau."""
     from .tableaux.rosenbrock import ROSENBROCK_METHODS, RosenbrockTableau
-    if isinstance(method, RosenbrockTableau):
-        return True
-    return isinstance(method, str) and method.strip().lower() in ROSENBROCK_METHODS
+    if type(method) is str:
+        if method in _EXPLICIT_NAMES:  # the common case, without the import
+            return False
+        return method.strip().lower() in ROSENBROCK_METHODS
+    return isinstance(method, RosenbrockTableau)
+
+
+def _explicit_names():
+    from .tableaux import METHODS
+    return frozenset(METHODS)
+
+
+_EXPLICIT_NAMES = _explicit_names()
 
 
 def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,

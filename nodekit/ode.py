@@ -242,6 +242,15 @@ def _cfunc(fn, role, debug=False):
         # globals that cannot be pickled for the cache index: no disk cache
         cf = nb.cfunc(sig, cache=False)(wrapper)
     cf.nodekit_source = (role, py_func.__name__, inner)
+    return _fast_address(cf)
+
+
+def _fast_address(cf):
+    """``cf`` with Numba's wrapper-address protocol answered from the cached
+    address: passing it to the compiled loop then skips a signature
+    comparison per call (the signature is checked when the loop compiles)."""
+    address = cf.address
+    cf.__wrapper_address__ = lambda *sig: address
     return cf
 
 
@@ -515,7 +524,7 @@ _NO_VJP = []
 def _no_vjp():
     """A placeholder VJP of the right signature for forward-only solves."""
     if not _NO_VJP:
-        _NO_VJP.append(nb.cfunc(VJP_GUARDED_SIG, cache=True)(_no_vjp_kernel))
+        _NO_VJP.append(_fast_address(nb.cfunc(VJP_GUARDED_SIG, cache=True)(_no_vjp_kernel)))
     return _NO_VJP[0]
 
 
