@@ -7,6 +7,7 @@ import numbers
 import os
 import sys
 import types
+from contextlib import contextmanager
 from functools import cached_property
 
 import numba as nb
@@ -232,7 +233,8 @@ def _cfunc(fn, role, debug=False):
     wrapper.__qualname__ = proto.__qualname__
     wrapper.__module__ = proto.__module__
     try:
-        cf = nb.cfunc(sig, cache=key is not None)(wrapper)
+        with _cache_lock(wrapper, key is not None):
+            cf = nb.cfunc(sig, cache=key is not None)(wrapper)
     except TypingError as exc:  # numba typing errors are long; lead with ours
         raise TypeError(
             f"`{role}` kernel {py_func.__name__} could not be compiled for the "
@@ -243,6 +245,41 @@ def _cfunc(fn, role, debug=False):
         cf = nb.cfunc(sig, cache=False)(wrapper)
     cf.nodekit_source = (role, py_func.__name__, inner)
     return _fast_address(cf)
+
+
+@contextmanager
+def _cache_lock(wrapper, cached):
+    """Hold an exclusive lock on Numba's cache folder of the guarded wrappers
+    while one is compiled (or loaded) and saved.
+
+    Every guarded wrapper is one function of this file to Numba's cache, with
+    one index of many entries (one per kernel, told apart by ``key``).  Two
+    processes saving different kernels at the same moment would both take the
+    next free data-file number: one entry is lost, or an entry ends up
+    pointing at the other kernel's machine code, which a later process would
+    load and run, silently (Numba's index saves are not locked across
+    processes).  ``fcntl.flock`` serialises them; where it is unavailable
+    (Windows) the wrappers are cached without the lock.
+    """
+    if not cached:
+        yield
+        return
+    try:
+        import fcntl
+
+        from numba.core.caching import FunctionCache
+        folder = FunctionCache(wrapper)._cache_path
+        os.makedirs(folder, exist_ok=True)
+        handle = open(os.path.join(folder, "nodekit-guarded-kernels.lock"), "a")
+    except (ImportError, OSError, RuntimeError, AttributeError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fast_address(cf):

@@ -248,3 +248,51 @@ def test_vjp_exception_in_odeint_discrete_raises_naming_the_kernel(checkpoints):
                                  checkpoints=checkpoints))
     with pytest.raises(nk.GradientError, match="`vjp` kernel 'decay_vjp_raises' raised"):
         autograd.grad(loss)(np.array([1.0]))
+
+
+_RACE_KERNELS = '''
+import numba
+@numba.njit(cache=True)
+def k1(t, y, th, out):
+    out[0] = -1.0 * y[0]
+@numba.njit(cache=True)
+def k2(t, y, th, out):
+    out[0] = -2.0 * y[0]
+@numba.njit(cache=True)
+def k3(t, y, th, out):
+    out[0] = -3.0 * y[0]
+@numba.njit(cache=True)
+def k4(t, y, th, out):
+    out[0] = -4.0 * y[0]
+'''
+_RACE_CHILD = '''
+import sys, nodekit as nk, race_kernels
+for name in sys.argv[1:]:
+    s = nk.solve(nk.ODE(getattr(race_kernels, name)), [1.0], [0.0, 1.0], [0.0], rtol=1e-10)
+    print(name, round(float(s.y[-1, 0]), 8))
+'''
+
+
+@pytest.mark.slow
+def test_processes_compiling_different_kernels_at_once_share_the_cache_safely(tmp_path):
+    # every guarded wrapper is one function to Numba's cache (one index of many
+    # entries); unlocked concurrent saves could point one kernel's entry at
+    # another's machine code, which a later process would run silently
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "race_kernels.py").write_text(_RACE_KERNELS)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               NODEKIT_CACHE=str(tmp_path / "nk"),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), root]))
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE_CHILD, a, b], env=env,
+                              stdout=subprocess.PIPE, text=True)
+             for a, b in (("k1", "k3"), ("k2", "k4"))]
+    for p in procs:
+        p.communicate(timeout=600)
+    out = subprocess.run([sys.executable, "-c", _RACE_CHILD, "k1", "k2", "k3", "k4"],
+                         env=env, capture_output=True, text=True, timeout=600).stdout
+    got = dict(line.split() for line in out.splitlines())
+    for k in (1, 2, 3, 4):
+        assert abs(float(got[f"k{k}"]) - np.exp(-k)) < 1e-7, out
