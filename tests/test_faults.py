@@ -250,21 +250,9 @@ def test_vjp_exception_in_odeint_discrete_raises_naming_the_kernel(checkpoints):
         autograd.grad(loss)(np.array([1.0]))
 
 
-_RACE_KERNELS = '''
-import numba
-@numba.njit(cache=True)
-def k1(t, y, th, out):
-    out[0] = -1.0 * y[0]
-@numba.njit(cache=True)
-def k2(t, y, th, out):
-    out[0] = -2.0 * y[0]
-@numba.njit(cache=True)
-def k3(t, y, th, out):
-    out[0] = -3.0 * y[0]
-@numba.njit(cache=True)
-def k4(t, y, th, out):
-    out[0] = -4.0 * y[0]
-'''
+_RACE_KERNELS = "import numba\n" + "".join(
+    f"@numba.njit(cache=True)\ndef k{k}(t, y, th, out):\n    out[0] = -{k}.0 * y[0]\n"
+    for k in (1, 2, 3, 4))
 _RACE_CHILD = '''
 import sys, nodekit as nk, race_kernels
 for name in sys.argv[1:]:
