@@ -13,10 +13,10 @@ The loop never touches array elements itself, only through the helpers, so the
 Python execution costs a handful of compiled calls per stage and the compiled
 execution inlines them.  There is no second copy of the algorithm.
 
-The right-hand side reaches the loop through ``system``, a tuple whose first
-entry is a mode and whose other entries are what :func:`evaluate` needs (the
-user's kernels as first-class functions, ``theta``, workspaces).  Mode 0 is a
-plain ODE ``dy/dt = f(t, y, theta)``; augmented systems (adjoints) add modes.
+The right-hand side reaches the loop through ``system``, a named tuple whose
+type (:class:`OdeSystem`, :class:`AdjointSystem`, :class:`InterpolatedSystem`)
+says how it is evaluated and holds what that needs (the user's kernels as
+first-class functions, ``theta``, workspaces).
 First-class function arguments (``numba.cfunc`` objects) keep the compiled
 loop's signature independent of the user's function, so the loop is compiled
 once and loaded from Numba's on-disk cache by every later process.  Each
@@ -329,87 +329,134 @@ def dense_eval(tq, P, t_grid, h_grid, y_grid, K_grid, count, direction, out):
 
 
 # ---------------------------------------------------------------------------
-# The right-hand side, by mode.
+# The right-hand sides: one named tuple type per kind of system.
 # ---------------------------------------------------------------------------
-# A right-hand side reaches the loop as a tuple ``system`` whose length says
-# what it is, so that Numba picks the evaluation at compile time (a runtime
-# branch that merely could call the adjoint code costs the plain ODE loop a
-# factor of 1.6).  The loop is compiled and cached once per kind.
-ODE_SYSTEM = 2           #: (rhs, theta): dy/dt = rhs(t, y, theta)
-ADJOINT_SYSTEM = 8       #: (rhs, vjp, theta, ipar, drift, W1, W2, gbuf)
-INTERPOLATED_SYSTEM = 11  #: (vjp, theta, ipar, work, W2, P, grid_t, grid_h, grid_y, grid_K, gbuf)
-
-
-def ode_system(rhs, theta):
+# A right-hand side reaches the loop as a *system*, a named tuple whose type
+# says what it is, so that Numba picks its evaluation at compile time (a
+# runtime branch that merely could call the adjoint code costs the plain ODE
+# loop a factor of 1.6).  Each type carries its own ``evaluate`` and
+# ``apply_jump``: the interpreted loop calls them as methods, the compiled
+# loop gets them inlined through the overloads of :func:`evaluate` and
+# :func:`apply_jump`, chosen by the system's type.  The loop is compiled and
+# cached once per type.  (The methods name their record ``system``, as
+# :func:`evaluate` does: an overload's implementation must use the overloaded
+# function's argument names.)  The kernels are first-class functions returning a
+# fault code: ``rhs(t, y, theta, out)``, ``vjp(t, y, theta, a, out_y,
+# out_theta)`` (``out_theta`` receives ``a^T df/dtheta``).
+class OdeSystem(NamedTuple):
     """The plain ODE ``dy/dt = rhs(t, y, theta)``."""
-    return (rhs, theta)
+
+    rhs: object
+    theta: np.ndarray
+
+    def evaluate(system, t, y, out):
+        return system.rhs(t, y, system.theta, out)
+
+    def apply_jump(system, j, y):
+        pass  # a forward solve has no jumps
 
 
-def adjoint_system(rhs, vjp, theta, n, p, W1, W2, quadrature=True):
+class AdjointSystem(NamedTuple):
     """The backward system of the continuous adjoint on ``z = [x, a, g]``.
 
     ``x' = f``, ``a' = -a^T df/dx``, ``g' = -a^T df/dtheta`` (Chen et al.
     2018, eq. 4 and appendix B).  At the ``j``-th time of the backward pass
-    :func:`apply_jump` re-seeds ``x`` from ``W1[j]`` (the forward solution)
-    and adds ``W2[j] = dL/dy(t_j)`` to ``a``; the drift of the backward ``x``
-    from ``W1[j]`` is recorded in ``system[4][j]``.  Without ``quadrature``
-    (nobody asked for ``dL/dtheta``) the state is ``[x, a]`` only.
+    :meth:`apply_jump` re-seeds ``x`` from ``W1[j]`` (the forward solution),
+    adds ``W2[j] = dL/dy(t_j)`` to ``a`` and records the drift of the
+    backward ``x`` in ``drift[j]``.  Without ``quadrature`` (nobody asked for
+    ``dL/dtheta``) the state is ``[x, a]`` only.  Built by
+    :func:`adjoint_system`.
     """
-    return (rhs, vjp, theta, np.array([n, p, 0, int(quadrature)], dtype=np.int64),
-            np.zeros(W1.shape[0]), W1, W2, np.empty(p))
+
+    rhs: object
+    vjp: object
+    theta: np.ndarray
+    n: int                #: state size
+    p: int                #: parameter size
+    quadrature: bool      #: integrate ``g`` too
+    drift: np.ndarray     #: (m,) out: ``max|x_back - x_fwd| / max(1, max|x_fwd|)``
+    W1: np.ndarray        #: (m, n) the forward states at the stops
+    W2: np.ndarray        #: (m, n) the cotangents added at the stops
+    theta_scratch: np.ndarray  #: (p,) receives ``a^T df/dtheta`` without quadrature
+
+    def evaluate(system, t, y, out):
+        n = system.n
+        p = system.p
+        x = y[:n]
+        code = system.rhs(t, x, system.theta, out[:n])
+        if code:
+            return code
+        code = system.vjp(t, x, system.theta, y[n:2 * n], out[n:2 * n],
+                        either(system.quadrature, out[2 * n:2 * n + p], system.theta_scratch))
+        negate(out, n, 2 * n + p * system.quadrature)
+        return code
+
+    def apply_jump(system, j, y):
+        n = system.n
+        W1 = system.W1
+        W2 = system.W2
+        drift = 0.0
+        scale = 1.0
+        for i in range(n):
+            drift = max(drift, abs(y[i] - W1[j, i]))
+            scale = max(scale, abs(W1[j, i]))
+            y[i] = W1[j, i]
+            y[n + i] += W2[j, i]
+        system.drift[j] = drift / scale
+
+
+def adjoint_system(rhs, vjp, theta, n, p, W1, W2, quadrature=True):
+    """The :class:`AdjointSystem` stopping at the rows of ``W1``/``W2``."""
+    return AdjointSystem(rhs, vjp, theta, int(n), int(p), bool(quadrature),
+                         np.zeros(W1.shape[0]), W1, W2, np.empty(p))
+
+
+class InterpolatedSystem(NamedTuple):
+    """The backward system on ``z = [a, g]`` with ``x(t)`` read from the
+    forward pass's dense output (no backsolve drift); :meth:`apply_jump` adds
+    ``W2[j]`` to ``a`` at the ``j``-th time of the backward pass.  Without
+    ``quadrature`` the state is ``[a]`` only.  Built by
+    :func:`interpolated_system`."""
+
+    vjp: object
+    theta: np.ndarray
+    n: int
+    p: int
+    quadrature: bool
+    hint: np.ndarray      #: (1,) int64: the forward step the last lookup found
+    x: np.ndarray         #: (n,) scratch: the forward state at ``t``
+    w: np.ndarray         #: (S,) scratch: the interpolant weights
+    W2: np.ndarray        #: (m, n) the cotangents added at the stops
+    P: np.ndarray         #: the forward tableau's dense-output matrix
+    grid_t: np.ndarray    #: the forward record (see ``DenseSolution``)
+    grid_h: np.ndarray
+    grid_y: np.ndarray
+    grid_K: np.ndarray
+    theta_scratch: np.ndarray
+
+    def evaluate(system, t, y, out):
+        n = system.n
+        p = system.p
+        forward_state(t, system.hint, system.P, system.grid_t, system.grid_h, system.grid_y,
+                      system.grid_K, system.w, system.x)
+        code = system.vjp(t, system.x, system.theta, y[:n], out[:n],
+                        either(system.quadrature, out[n:n + p], system.theta_scratch))
+        negate(out, 0, n + p * system.quadrature)
+        return code
+
+    def apply_jump(system, j, y):
+        W2 = system.W2
+        for i in range(W2.shape[1]):
+            y[i] += W2[j, i]
 
 
 def interpolated_system(vjp, theta, n, p, W2, P, grid_t, grid_h, grid_y, grid_K,
                         quadrature=True):
-    """The backward system on ``z = [a, g]`` with ``x(t)`` read from the
-    forward pass's dense output (no backsolve drift); ``W2[j]`` is added to
-    ``a`` at the ``j``-th time of the backward pass.  Without ``quadrature``
-    the state is ``[a]`` only."""
-    return (vjp, theta, np.array([n, p, 0, int(quadrature)], dtype=np.int64),
-            np.empty(n + P.shape[0]), W2, P, grid_t, grid_h, grid_y, grid_K, np.empty(p))
-
-
-def evaluate(system, t, y, out):
-    """Evaluate the right-hand side of ``system`` at ``(t, y)`` into ``out``.
-
-    Returns the fault code of a kernel that raised (``nodekit.ode.RHS_FAULT``
-    or ``VJP_FAULT``), else 0 (a Python right-hand side may return ``None``
-    or ``0.0``: only its truth value counts).  This Python function serves
-    the interpreted loop; compiled code gets the implementation for the
-    system's kind through the overload below.
-    """
-    return _EVALUATE[len(system)](system, t, y, out)
-
-
-def _evaluate_ode(system, t, y, out):
-    return system[0](t, y, system[1], out)
-
-
-def _evaluate_adjoint(system, t, y, out):
-    ipar = system[3]
-    n = ipar[0]
-    p = ipar[1]
-    x = y[:n]
-    code = system[0](t, x, system[2], out[:n])
-    if code:
-        return code
-    code = system[1](t, x, system[2], y[n:2 * n], out[n:2 * n],
-                     either(ipar[3], out[2 * n:2 * n + p], system[7]))
-    negate(out, n, 2 * n + p * ipar[3])
-    return code
-
-
-def _evaluate_interpolated(system, t, y, out):
-    ipar = system[2]
-    n = ipar[0]
-    p = ipar[1]
-    x = system[3][:n]
-    forward_state(t, ipar, system[3], system[5], system[6], system[7], system[8],
-                  system[9], x)
-    code = system[0](t, x, system[1], y[:n], out[:n],
-                     either(ipar[3], out[n:n + p], system[10]))
-    negate(out, 0, n + p * ipar[3])
-    return code
+    """The :class:`InterpolatedSystem` on the forward record ``grid_*``
+    (interpolant ``P``), stopping at the rows of ``W2``."""
+    return InterpolatedSystem(vjp, theta, int(n), int(p), bool(quadrature),
+                              np.zeros(1, dtype=np.int64), np.empty(n), np.empty(P.shape[0]),
+                              W2, P, grid_t, grid_h, grid_y, grid_K, np.empty(p))
 
 
 @_jit
@@ -422,63 +469,53 @@ def either(flag, a, b):
 
 
 @_jit
-def forward_state(t, ipar, work, P, grid_t, grid_h, grid_y, grid_K, x):
-    """``x = y(t)`` from a forward dense output (``ipar[2]``: the search hint,
-    ``work[n:]``: scratch for the interpolant weights)."""
-    n = ipar[0]
+def forward_state(t, hint, P, grid_t, grid_h, grid_y, grid_K, w, x):
+    """``x = y(t)`` from a forward dense output (``hint[0]``: the step the
+    last lookup found, updated; ``w``: scratch for the interpolant weights)."""
     direction = 1.0 if grid_t.size < 2 or grid_t[1] >= grid_t[0] else -1.0
-    idx = locate(t, grid_t, grid_t.size, direction, ipar[2])
-    ipar[2] = idx
-    dense_point(t, P, grid_t, grid_h, grid_y, grid_K, idx, work[n:], x)
+    idx = locate(t, grid_t, grid_t.size, direction, hint[0])
+    hint[0] = idx
+    dense_point(t, P, grid_t, grid_h, grid_y, grid_K, idx, w, x)
 
 
-_EVALUATE = {ODE_SYSTEM: _evaluate_ode, ADJOINT_SYSTEM: _evaluate_adjoint,
-             INTERPOLATED_SYSTEM: _evaluate_interpolated}
+#: The kinds of system the loop accepts.
+SYSTEMS = (OdeSystem, AdjointSystem, InterpolatedSystem)
+
+
+def evaluate(system, t, y, out):
+    """Evaluate the right-hand side of ``system`` at ``(t, y)`` into ``out``.
+
+    Returns the fault code of a kernel that raised (``nodekit.ode.RHS_FAULT``
+    or ``VJP_FAULT``), else 0 (a Python right-hand side may return ``None``
+    or ``0.0``: only its truth value counts).  Interpreted, this calls the
+    system's method; compiled, the overload below inlines the method of the
+    system's type.
+    """
+    return system.evaluate(t, y, out)
+
+
+def apply_jump(system, j, y):
+    """At the ``j``-th output time of a backward pass, change the state ``y``
+    as the system says (see each system's ``apply_jump``)."""
+    system.apply_jump(j, y)
+
+
+def system_class(ty):
+    """The system class of the Numba type ``ty``, or ``None``."""
+    cls = getattr(ty, "instance_class", None)
+    return cls if cls in SYSTEMS else None
 
 
 @overload(evaluate, inline="always")
 def _overload_evaluate(system, t, y, out):
-    return _EVALUATE[len(system)]
-
-
-def apply_jump(system, j, y):
-    """At the ``j``-th output time of a backward pass, add ``dL/dy(t_j)`` to
-    the adjoint and (adjoint system) re-seed ``x`` from the forward pass,
-    recording the drift ``max|x_back - x_fwd| / max(1, max|x_fwd|)``."""
-    _JUMP[len(system)](system, j, y)
-
-
-def _jump_none(system, j, y):
-    pass
-
-
-def _jump_adjoint(system, j, y):
-    n = system[3][0]
-    W1 = system[5]
-    W2 = system[6]
-    drift = 0.0
-    scale = 1.0
-    for i in range(n):
-        drift = max(drift, abs(y[i] - W1[j, i]))
-        scale = max(scale, abs(W1[j, i]))
-        y[i] = W1[j, i]
-        y[n + i] += W2[j, i]
-    system[4][j] = drift / scale
-
-
-def _jump_interpolated(system, j, y):
-    W2 = system[4]
-    for i in range(W2.shape[1]):
-        y[i] += W2[j, i]
-
-
-_JUMP = {ODE_SYSTEM: _jump_none, ADJOINT_SYSTEM: _jump_adjoint,
-         INTERPOLATED_SYSTEM: _jump_interpolated}
+    cls = system_class(system)
+    return None if cls is None else cls.evaluate
 
 
 @overload(apply_jump, inline="always")
 def _overload_apply_jump(system, j, y):
-    return _JUMP[len(system)]
+    cls = system_class(system)
+    return None if cls is None else cls.apply_jump
 
 
 @_inline
@@ -590,9 +627,8 @@ def integrate(system, y0, ts, tab, opt, out, fault):
 
     Parameters
     ----------
-    system : tuple
-        As built by :func:`ode_system`, :func:`adjoint_system` or
-        :func:`interpolated_system`.
+    system : OdeSystem, AdjointSystem or InterpolatedSystem
+        The right-hand side (see :data:`SYSTEMS`).
     y0 : ndarray, shape (n,)
     ts : ndarray, shape (m,)
         Strictly monotone output times; ``ts[0]`` is the initial time.

@@ -219,8 +219,8 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
         fun.check_sizes(y0, theta)
         fun.check_first_call(float(ts[0]), y0f, theta, shape)
     if system is None:
-        system = _kernels.ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
-                                     theta)
+        system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
+                                    theta)
     if stiff:
         return _implicit.run(fun, compiled, system, y0f, ts, theta, method, rtol_a, atol_a,
                              controller, first_step=first_step, max_step=max_step,
@@ -273,6 +273,8 @@ def _kernel_sources(args):
     """``args`` with every guarded compiled kernel (also inside a system tuple)
     replaced by the compiled kernel it wraps, which raises its exceptions."""
     def swap(a):
+        if isinstance(a, _kernels.SYSTEMS):
+            return type(a)(*map(swap, a))
         if isinstance(a, tuple):
             return tuple(swap(b) for b in a)
         src = getattr(a, "nodekit_source", None)
@@ -382,17 +384,35 @@ _LOOP_ARRAYS = ((1, "y0", 1), (2, "ts", 1), (5, "out", 2), (6, "fault", 1))
 _ENTRY = {}
 
 
-def check_loop_args(args):
+def system_layout(system):
+    """What the compiled loop's signature says about the arrays of ``system``:
+    ``(dtype, ndim, C-contiguous)`` of each array field."""
+    return tuple((a.dtype, a.ndim, a.flags.c_contiguous) for a in system
+                 if type(a) is np.ndarray)
+
+
+def check_loop_args(args, layout=None):
     """The loop's arguments are of the types its compiled entry point was
     built for (the entry point unboxes without checking): float64
-    C-contiguous arrays of the right dimensions and the two records built by
-    :func:`loop_tableau` and :func:`loop_options`.
+    C-contiguous arrays of the right dimensions, a system of one of the
+    types in ``_kernels.SYSTEMS`` whose arrays have the ``layout`` the entry
+    point was compiled for (see :func:`system_layout`), and the two records
+    built by :func:`loop_tableau` and :func:`loop_options`.
 
     Raises
     ------
     TypeError
         Naming the argument (an internal error: the callers build them).
     """
+    system = args[0]
+    if type(system) not in _kernels.SYSTEMS:
+        raise TypeError("loop argument `system` must be one of "
+                        f"{', '.join(c.__name__ for c in _kernels.SYSTEMS)}; got "
+                        f"{type(system).__name__}.")
+    if layout is not None and system_layout(system) != layout:
+        raise TypeError(f"the arrays of loop argument `system` ({type(system).__name__}) "
+                        f"are {system_layout(system)}; the compiled loop was built for "
+                        f"{layout} (dtype, ndim, C-contiguous).")
     for i, name, ndim in _LOOP_ARRAYS:
         a = args[i]
         if not (type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == ndim
@@ -412,16 +432,20 @@ def run_loop(compiled, args):
     the entry point would not) or interpreted."""
     if not compiled:
         return _kernels.integrate_py(*args)
-    check_loop_args(args)
-    kind = len(args[0])  # the kind of system: one compiled loop each
-    entry = _ENTRY.get(kind)
-    if entry is None:
+    kind = type(args[0])  # one compiled loop per type of system
+    hit = _ENTRY.get(kind)
+    check_loop_args(args, None if hit is None else hit[1])
+    if hit is None:
         import numba
         sig = tuple(numba.typeof(a) for a in args)
         _kernels.integrate.compile(sig)
-        entry = _ENTRY[kind] = _kernels.integrate.overloads[sig].entry_point
-    with _interrupt.armed():
-        return entry(*args)
+        hit = _ENTRY[kind] = (_kernels.integrate.overloads[sig].entry_point,
+                              system_layout(args[0]))
+    _interrupt.arm()  # not `with armed()`: a generator context costs more than the call
+    try:
+        return hit[0](*args)
+    finally:
+        _interrupt.disarm()
 
 
 class DenseSolution:
