@@ -12,6 +12,7 @@ from nodekit.models.latent import (
     gru_cell,
     kl_to_standard_normal,
     run_cells,
+    run_final,
     sample_poisson_process,
     time_gaps,
 )
@@ -335,6 +336,13 @@ def test_compiled_elman_sequence_against_autograd_and_differences(reverse):
         plus[i], minus[i] = args[i] + 1e-6 * v, args[i] - 1e-6 * v
         fd = (f(*plus, True) - f(*minus, True)) / 2e-6
         assert np.isclose(np.sum(g_c[i] * v), fd, rtol=1e-6)
+    # the final states alone (the encoder's primitive): same values and gradients
+    final = lambda Wx, Wh, b, compiled: anp.sum(
+        run_final("rnn", {"Wx": Wx, "Wh": Wh, "b": b}, X, mask, reverse, compiled) * g_last)
+    assert abs(final(*args, True) - final(*args, False)) < 1e-12
+    g_c = autograd.grad(final, (0, 1, 2))(*args, True)
+    for a, c in zip(autograd.grad(final, (0, 1, 2))(*args, False), g_c):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-13)
 
 
 def test_compiled_and_autograd_cells_give_the_same_models():

@@ -42,7 +42,7 @@ import numpy as np
 from .._checks import check_options
 from ..nn import MLP, Chain, Dense
 from ..nn.model import check_theta_shape
-from ..nn.recurrent import elman_sequence, last_update, take_rows
+from ..nn.recurrent import elman_final, elman_sequence, last_update, take_rows
 from ..primitive import _ODEINT_OPTIONS, odeint
 
 #: Recurrent cells of the encoder.
@@ -269,6 +269,17 @@ def run_cells(cell, p, inputs, mask, reverse=False, compiled=True):
     return anp.stack(new, axis=1), h
 
 
+def run_final(cell, p, inputs, mask, reverse=False, compiled=True):
+    """The final states (B, H) of a masked cell run (see :func:`run_cells`).
+
+    The compiled Elman cell returns them alone
+    (:func:`nodekit.nn.recurrent.elman_final`), without the states at every time.
+    """
+    if cell == "rnn" and compiled:
+        return elman_final(p["Wx"], p["Wh"], p["b"], inputs, mask, reverse)
+    return run_cells(cell, p, inputs, mask, reverse, compiled)[1]
+
+
 def gaussian_log_likelihood(x, mean, std, mask):
     """``sum`` over observed points and features of ``log N(x | mean, std^2)``: (B,).
 
@@ -398,8 +409,8 @@ class LatentODE:
     def _encode(self, theta, batch):
         inputs = np.concatenate([batch.x, time_gaps(batch)[:, :, None]], axis=2)
         p = cell_params(self.parts, theta, "enc", self.encoder, self.obs_dim + 1)
-        h = run_cells(self.encoder, p, inputs, batch.mask, reverse=True,
-                      compiled=self.compiled_cells)[1]
+        h = run_final(self.encoder, p, inputs, batch.mask, reverse=True,
+                      compiled=self.compiled_cells)
         out = self.parts.apply("enc.out", theta, h)
         return out[:, :self.latent_dim], out[:, self.latent_dim:]
 
@@ -806,6 +817,7 @@ __all__ = [
     "kl_to_standard_normal",
     "rnn_cell",
     "run_cells",
+    "run_final",
     "sample_poisson_process",
     "time_gaps",
 ]
