@@ -41,6 +41,7 @@ import numpy as np
 
 from .._checks import check_options
 from ..nn import MLP, Chain, Dense
+from ..nn.decoder import decoder_log_likelihood
 from ..nn.model import check_theta_shape
 from ..nn.recurrent import elman_final, elman_sequence, last_update, take_rows
 from ..primitive import _ODEINT_OPTIONS, odeint
@@ -478,10 +479,12 @@ class LatentODE:
         z0 = mu + anp.exp(0.5 * logvar) * eps
         grid, skip = _solve_grid(batch.t0, batch.t)
         zs = _drop_leading(self.latent_trajectory(theta, z0, grid, stats=stats), skip)
-        xs = anp.transpose(self.decode(theta, zs), (1, 0, 2))
-        value = (gaussian_log_likelihood(batch.x, xs, self.noise_std, batch.mask)
-                 - kl_to_standard_normal(mu, logvar))
-        return _reduce(value, reduction)
+        # decoder and likelihood as one primitive (time-major, like the solve's output)
+        loglik = decoder_log_likelihood(
+            self.parts.nets["dec"], theta[self.parts.slices["dec"]], zs,
+            np.ascontiguousarray(np.transpose(batch.x, (1, 0, 2))),
+            np.ascontiguousarray(batch.mask.T, dtype=np.float64), self.noise_std)
+        return _reduce(loglik - kl_to_standard_normal(mu, logvar), reduction)
 
     def _noise(self, eps, seed, shape):
         if eps is None:

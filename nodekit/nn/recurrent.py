@@ -26,12 +26,11 @@ differentiated).
 The kernels call :func:`nodekit.nn.fastmath._tanh`; Numba's disk cache of this
 module does not notice a change there (bump a kernel here when editing it).
 """
-import weakref
-
 import numba
 import numpy as np
 from autograd.extend import defvjp, defvjp_argnums, primitive
 
+from ._stash import keep, take
 from .fastmath import _tanh
 
 #: Reassociation lets the dot products vectorise; no 'nnan'/'ninf', so
@@ -181,11 +180,6 @@ def _sequence_vjp(argnums, ans, args, kwargs):
 
 defvjp_argnums(elman_sequence, _sequence_vjp)
 
-#: The forward pass of each live output of :func:`elman_final`, by ``id``
-#: (removed when the output is freed): what its VJP reads back.
-_FINAL_RUNS = {}
-
-
 @primitive
 def elman_final(Wx, Wh, b, X, mask, reverse=False):
     """The state each row of a masked batch carries after the Elman RNN's last update.
@@ -200,16 +194,13 @@ def elman_final(Wx, Wh, b, X, mask, reverse=False):
         Differentiable (autograd) in ``Wx``, ``Wh`` and ``b``.
     """
     Xt, mt, H, h = _run(Wx, Wh, b, X, mask, reverse)
-    key = id(h)
-    _FINAL_RUNS[key] = (Xt, mt, H)
-    weakref.finalize(h, _FINAL_RUNS.pop, key, None)
-    return h
+    return keep(h, (Xt, mt, H))
 
 
 def _final_vjp(argnums, ans, args, kwargs):
     Wx, Wh, b, X, mask = args[:5]
     reverse = _reverse_flag(args, kwargs)
-    run = _FINAL_RUNS.pop(id(ans), None)
+    run = take(ans)
     if run is None:     # not the array elman_final returned: run the forward pass again
         run = _run(Wx, Wh, b, X, mask, reverse)[:3]
 
