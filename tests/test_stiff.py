@@ -203,17 +203,19 @@ def test_plain_numpy_fun_falls_back_to_differences():
     np.testing.assert_allclose(sol.y, ROBERTSON_REF[:3], rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.parametrize("method, factor", [("rodas5", 10), ("kvaerno5", 20)])
 @pytest.mark.parametrize("name", ["hires", "orego"])
-def test_test_set_problems_against_published_references(name):
+def test_test_set_problems_against_published_references(name, method, factor):
     from validation import stiff_kernels as sk
     rhs, y0, t1, ref = {"hires": (sk.hires_rhs, sk.HIRES_Y0, sk.HIRES_T1, sk.HIRES_REF),
                         "orego": (sk.orego_rhs, sk.OREGO_Y0, sk.OREGO_T1,
                                   sk.OREGO_REF)}[name]
-    sol = nk.solve(nk.ODE(rhs), y0, [0.0, t1], np.zeros(1), method="rodas5",
+    sol = nk.solve(nk.ODE(rhs), y0, [0.0, t1], np.zeros(1), method=method,
                    rtol=1e-8, atol=1e-12)
     assert sol.success
     err = np.max(np.abs(sol.y[-1] - ref) / (1e-12 + np.abs(ref)))
-    assert err < 10 * 1e-8, err     # measured: HIRES 1.4e-9, OREGO 2.4e-9
+    # measured: rodas5 HIRES 1.4e-9, OREGO 2.4e-9; kvaerno5 5.2e-9, 8.5e-8
+    assert err < factor * 1e-8, err
 
 
 def test_backward_in_time_and_non_autonomous():
