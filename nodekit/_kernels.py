@@ -475,7 +475,7 @@ class EventSystem(NamedTuple):
 
     rhs: object
     theta: np.ndarray
-    g: tuple                 #: guarded event kernels ``g(t, y, theta, out) -> fault``, ``out[0] = g``
+    g: tuple                 #: guarded event kernels: ``g(t, y, theta, out)`` sets out[0]
     direction: np.ndarray    #: (k,) int64: -1, 0 or +1
     stop_after: np.ndarray   #: (k,) int64: occurrences that end the solve (0: never)
     count: np.ndarray        #: (k,) int64 out: occurrences so far
