@@ -16,7 +16,7 @@ from .primitive import SolveError, odeint
 from . import adjoint  # noqa: F401  (nk.adjoint.GRADIENTS, nk.adjoint.GradientError)
 from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
-from .tableaux.rosenbrock import ROSENBROCK_METHODS as STIFF_METHODS
+from .tableaux import STIFF_METHODS
 from ._warnings import (AccuracyWarning, AdjointDriftWarning, NodekitWarning,
                         UntracedFunctionWarning)
 from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble

@@ -34,11 +34,10 @@ import numpy as np
 from . import _interrupt, _kernels
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
-                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, axpy, checked_evaluate,
-                       combine, copy_into, dense_weights, float_list, note_fault, record_step,
-                       set_row, stack_record, stage_input)
-from .controllers import (accept_factor, error_norm, initial_step_final,
-                          initial_step_trial, reject_factor)
+                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, checked_evaluate, combine,
+                       copy_into, dense_weights, float_list, note_fault, record_step, set_row,
+                       stack_record, stage_input, start)
+from .controllers import accept_factor, error_norm, reject_factor
 
 _jit = nb.njit(cache=True, nogil=True)
 _inline = nb.njit(cache=True, nogil=True, inline="always")
@@ -145,22 +144,42 @@ def fd_time_derivative(system, t, y, f0, dfdt, ftmp, direction, fault):
 
 
 @_jit
-def jacobians(system, jac, has_jac, theta, t, y, f0, J, dfdt, tmp, fk, direction, fault):
-    """``J = df/dy`` (the ``jac`` kernel, or forward differences) and
-    ``df/dt`` at ``(t, y)``; returns ``(fault code, evaluations)``."""
-    n = y.size
-    nfev = 1
+def jacobian_y(system, jac, has_jac, theta, t, y, f0, J, tmp, fk, fault):
+    """``J = df/dy`` at ``(t, y)`` (``f0 = f(t, y)``): the ``jac`` kernel, or
+    forward differences; returns ``(fault code, evaluations)``."""
     if has_jac:
         code = jac(t, y, theta, J)
         if code:
             note_fault(fault, code, t, y)
-            return code, 0
-    else:
-        code = fd_jacobian(system, t, y, f0, J, tmp, fk, fault)
-        if code:
-            return code, n
-        nfev += n
-    return fd_time_derivative(system, t, y, f0, dfdt, fk, direction, fault), nfev
+        return code, 0
+    return fd_jacobian(system, t, y, f0, J, tmp, fk, fault), y.size
+
+
+@_jit
+def jacobians(system, jac, has_jac, theta, t, y, f0, J, dfdt, tmp, fk, direction, fault):
+    """``J = df/dy`` (:func:`jacobian_y`) and ``df/dt`` at ``(t, y)``; returns
+    ``(fault code, evaluations)``."""
+    code, nfev = jacobian_y(system, jac, has_jac, theta, t, y, f0, J, tmp, fk, fault)
+    if code:
+        return code, nfev
+    return fd_time_derivative(system, t, y, f0, dfdt, fk, direction, fault), nfev + 1
+
+
+@_inline
+def write_outputs(ts, n_out, direction, t, y, h, t_new, ynew, P, K, w, tmp, out):
+    """Write ``y`` at every output time in ``(t, t_new]`` into ``out``: the
+    step's end, or the dense output ``P`` inside the step; returns the next
+    output row.  (The stiff loops' counterpart of
+    :func:`nodekit._kernels.emit_outputs`, without jumps or extra stages.)"""
+    while n_out < ts.size and direction * (ts[n_out] - t_new) <= 0.0:
+        if ts[n_out] == t_new:
+            set_row(out, n_out, ynew)
+        else:
+            dense_weights(P, (ts[n_out] - t) / h, w)
+            combine(y, h, w, K, tmp)
+            set_row(out, n_out, tmp)
+        n_out += 1
+    return n_out
 
 
 @_inline
@@ -196,6 +215,37 @@ def rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv, tmp, fk
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
+class StiffLoopResult(NamedTuple):
+    """What the stiff loops (Rosenbrock and ESDIRK) return: the fields of
+    :class:`nodekit._kernels.LoopResult` and the Jacobian and LU counts."""
+
+    status: int
+    t_reached: float
+    h_last: float
+    nfev: int
+    nsteps: int
+    naccept: int
+    nreject: int
+    n_out: int           #: rows of ``out`` written
+    njev: int            #: Jacobian evaluations (kernel calls or difference Jacobians)
+    nlu: int             #: LU factorisations
+    t_grid: np.ndarray   #: the record (``dense``): start of each accepted step,
+    h_grid: np.ndarray   #: its size,
+    y_grid: np.ndarray   #: the state at its start,
+    K_grid: np.ndarray   #: and its stage derivatives
+    n_dense: int         #: number of recorded steps
+
+
+@_jit
+def stiff_result(status, t, h, counts, rec, n, S):
+    """The :class:`StiffLoopResult` of a stiff loop; ``counts`` is ``(nfev,
+    nsteps, naccept, nreject, n_out, njev, nlu)``."""
+    nfev, nsteps, naccept, nreject, n_out, njev, nlu = counts
+    t_grid, h_grid, y_grid, K_grid, count = stack_record(rec, n, S)
+    return StiffLoopResult(status, t, h, nfev, nsteps, naccept, nreject, n_out, njev, nlu,
+                           t_grid, h_grid, y_grid, K_grid, count)
+
+
 class RosenbrockLoopTableau(NamedTuple):
     """A Rosenbrock tableau as the loop reads it (the arrays of
     :class:`~nodekit.tableaux.rosenbrock.RosenbrockTableau`), built once per
@@ -235,15 +285,12 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
     the :class:`RosenbrockLoopTableau` ``rtab``, the Jacobian
     ``jac(t, y, theta, J)`` (used when ``has_jac``; otherwise forward
     differences of ``system``; a guarded kernel returning a fault code, see
-    :mod:`nodekit.ode`), the ``fault`` record of a kernel that raised (status
-    -4) and two more results, the Jacobian evaluations and LU factorisations:
-    ``status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
-    njev, nlu, t_grid, h_grid, y_grid, K_grid, n_dense``.
+    :mod:`nodekit.ode`) and the ``fault`` record of a kernel that raised
+    (status -4).  Returns a :class:`StiffLoopResult`.
     """
     A, Cm, M, E, c, d, P, gamma, error_order = rtab
     rtol, atol, n_err, ctrl = opt.rtol, opt.atol, opt.n_err, opt.ctrl
-    first_step, max_step, max_steps, dense = (opt.first_step, opt.max_step, opt.max_steps,
-                                              opt.dense)
+    max_step, max_steps, dense = opt.max_step, opt.max_steps, opt.dense
     n = y0.size
     m = ts.size
     S = A.shape[0]
@@ -267,35 +314,18 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
 
     set_row(out, 0, y0)
     n_out = 1
-    nfev = 0
     nsteps = 0
     naccept = 0
     nreject = 0
     njev = 0
     nlu = 0
-    status = SUCCESS
     t = t0
     h = 0.0
-
-    nfev += 1
-    if checked_evaluate(system, t, y, f0, fault):
-        status = FAILED_KERNEL
-    elif not all_finite(f0):
-        status = FAILED_NONFINITE
+    status, nfev, h_abs = start(system, t0, direction, span, y, K, f0, tmp, ynew, rtab,
+                                opt, fault)
     if status != SUCCESS:
-        return (status, t, h, nfev, nsteps, naccept, nreject, n_out, njev,
-                nlu) + stack_record(rec, n, S)
-    if first_step > 0.0:
-        h_abs = first_step
-    else:
-        h0, d1 = initial_step_trial(y, f0, span, rtol, atol, n_err)
-        axpy(y, direction * h0, f0, tmp)
-        nfev += 1
-        if checked_evaluate(system, t0 + direction * h0, tmp, fk, fault):
-            return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out, njev,
-                    nlu) + stack_record(rec, n, S)
-        h_abs = initial_step_final(h0, d1, f0, fk, y, span, max_step, error_order,
-                                   rtol, atol, n_err)
+        return stiff_result(status, t, h, (nfev, nsteps, naccept, nreject, n_out, njev, nlu),
+                            rec, n, S)
     exponent = -1.0 / (error_order + 1.0)
     err_prev = 1.0
     rejected = False
@@ -353,14 +383,8 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
         naccept += 1
         if dense:
             record_step(rec, t, h, y, K)
-        while n_out < m and direction * (ts[n_out] - t_new) <= 0.0:
-            if ts[n_out] == t_new:
-                set_row(out, n_out, ynew)
-            else:
-                dense_weights(P, (ts[n_out] - t) / h, w)
-                combine(y, h, w, K, tmp)
-                set_row(out, n_out, tmp)
-            n_out += 1
+        n_out = write_outputs(ts, n_out, direction, t, y, h, t_new, ynew, P, K, w, tmp,
+                              out)
 
         t = t_new
         copy_into(ynew, y)
@@ -376,12 +400,13 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
         err_prev = max(err, 1e-4)
         rejected = False
 
-    return (status, t, h, nfev, nsteps, naccept, nreject, n_out, njev, nlu) + \
-        stack_record(rec, n, S)
+    return stiff_result(status, t, h, (nfev, nsteps, naccept, nreject, n_out, njev, nlu),
+                        rec, n, S)
 
 
 _PY = _kernels.python_twins(globals(), ["rosenbrock", "rosenbrock_stages", "fd_jacobian",
-                                         "fd_time_derivative", "jacobians"], _kernels._PY)
+                                         "fd_time_derivative", "jacobian_y", "jacobians",
+                                         "stiff_result"], _kernels._PY)
 rosenbrock_py = _PY["rosenbrock"]
 
 
@@ -428,14 +453,16 @@ def _autograd_jacobian(fun, shape, t0, y0, theta):
     return jac
 
 
-def is_rosenbrock(method):
-    """True when ``method`` names (or is) a Rosenbrock tableau."""
-    from .tableaux.rosenbrock import ROSENBROCK_METHODS, RosenbrockTableau
+def is_stiff(method):
+    """True when ``method`` names (or is) a stiff tableau (Rosenbrock or ESDIRK)."""
+    from .tableaux import STIFF_METHODS
+    from .tableaux.esdirk import ESDIRKTableau
+    from .tableaux.rosenbrock import RosenbrockTableau
     if type(method) is str:
-        if method in _EXPLICIT_NAMES:  # the common case, without the import
+        if method in _EXPLICIT_NAMES:  # the common case, without the imports
             return False
-        return method.strip().lower() in ROSENBROCK_METHODS
-    return isinstance(method, RosenbrockTableau)
+        return method.strip().lower() in STIFF_METHODS
+    return isinstance(method, (RosenbrockTableau, ESDIRKTableau))
 
 
 def _explicit_names():
@@ -446,40 +473,49 @@ def _explicit_names():
 _EXPLICIT_NAMES = _explicit_names()
 
 
+def _family_loop(tab, compiled):
+    """``(loop, loop tableau)`` of the stiff family of ``tab``."""
+    from .tableaux.esdirk import ESDIRKTableau
+    if isinstance(tab, ESDIRKTableau):
+        from . import _esdirk
+        return (_esdirk.esdirk if compiled else _esdirk.esdirk_py), _esdirk.loop_tableau(tab)
+    return (rosenbrock if compiled else rosenbrock_py), loop_tableau(tab)
+
+
 def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
         first_step=None, max_step=np.inf, max_steps=100_000, dense=False, shape=None):
-    """The Rosenbrock loop on inputs that :func:`nodekit.integrate.integrate`
-    validated (flat ``y0``, per-component ``rtol``/``atol``); returns
-    ``(ys, info, dense)`` in the form of :func:`nodekit.integrate.run`
-    (``info`` also has ``njev`` and ``nlu``)."""
+    """A stiff loop (Rosenbrock or ESDIRK, by the method) on inputs that
+    :func:`nodekit.integrate.integrate` validated (flat ``y0``,
+    per-component ``rtol``/``atol``); returns ``(ys, info, dense)`` in the
+    form of :func:`nodekit.integrate.run` (``info`` also has ``njev`` and
+    ``nlu``)."""
     from .integrate import STATUS_MESSAGES, DenseSolution, kernel_fault_message, loop_options
-    from .tableaux.rosenbrock import ROSENBROCK_METHODS
+    from .tableaux import STIFF_METHODS
 
-    tab = method if not isinstance(method, str) else \
-        ROSENBROCK_METHODS[method.strip().lower()]
+    tab = method if not isinstance(method, str) else STIFF_METHODS[method.strip().lower()]
     n = y0.size
     shape = (n,) if shape is None else shape
     out = np.full((ts.size, n), np.nan)
     fault = np.zeros(n + 2)
     if compiled:
-        loop, jac = rosenbrock, fun.jac_cfunc
+        jac = fun.jac_cfunc
     else:
-        loop, jac = rosenbrock_py, _autograd_jacobian(fun, shape, ts[0], y0, theta)
+        jac = _autograd_jacobian(fun, shape, ts[0], y0, theta)
+    loop, ltab = _family_loop(tab, compiled)
     has_jac = jac is not None
     jac = _no_jac() if jac is None else jac
     with _interrupt.armed(compiled):
         opt = loop_options(rtol, atol, controller, first_step=first_step,
                            max_step=max_step, max_steps=max_steps, dense=dense)
-        res = loop(system, jac, has_jac, theta, y0, ts, loop_tableau(tab), opt, out, fault)
-    (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out, njev, nlu,
-     t_grid, h_grid, y_grid, K_grid, _) = res
-    info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
-                nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
-                nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
-                njev=int(njev), nlu=int(nlu), method=tab.name, shape=shape, t=ts)
-    if status == FAILED_KERNEL:
+        res = loop(system, jac, has_jac, theta, y0, ts, ltab, opt, out, fault)
+    info = dict(status=int(res.status), t_reached=float(res.t_reached),
+                h_last=float(res.h_last), nfev=int(res.nfev), nsteps=int(res.nsteps),
+                naccept=int(res.naccept), nreject=int(res.nreject), n_out=int(res.n_out),
+                max_steps=int(max_steps), njev=int(res.njev), nlu=int(res.nlu),
+                method=tab.name, shape=shape, t=ts)
+    if res.status == FAILED_KERNEL:
         info["fault_state"] = fault[2:].copy()
-        info["message"] = kernel_fault_message(system, fault, nsteps, nfev,
+        info["message"] = kernel_fault_message(system, fault, res.nsteps, res.nfev,
                                                jac=(jac, theta))
     else:
         info["message"] = STATUS_MESSAGES[info["status"]].format(
@@ -487,6 +523,6 @@ def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
                 "nsteps", "nfev", "naccept", "nreject", "max_steps")})
     dense_data = None
     if dense:
-        dense_data = DenseSolution(tab, t_grid, h_grid, y_grid, K_grid,
-                                   float(ts[0]), float(t_reached), shape)
+        dense_data = DenseSolution(tab, res.t_grid, res.h_grid, res.y_grid, res.K_grid,
+                                   float(ts[0]), float(res.t_reached), shape)
     return out, info, dense_data

@@ -184,7 +184,7 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
 
     Returns ``(ys, info, dense)`` where ``ys`` has shape ``(m, n)``.
     """
-    stiff = _implicit.is_rosenbrock(method) and system is None and not jumps
+    stiff = _implicit.is_stiff(method) and system is None and not jumps
     tableau = None if stiff else get_tableau(method)
     compiled = isinstance(fun, ODE)
     if not compiled and not callable(fun):

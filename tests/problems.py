@@ -94,3 +94,12 @@ def blowup_rhs(t, y, th, out):
 
 
 BLOWUP = nk.ODE(blowup_rhs)
+
+
+@numba.njit(cache=True)
+def linear_jac(t, y, th, out):
+    """``df/dy = M`` for :func:`linear_rhs`."""
+    n = y.size
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = th[i * n + j]

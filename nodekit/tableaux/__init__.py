@@ -15,7 +15,9 @@ Modules, one concern each:
 * :mod:`.trees` -- rooted trees and order-condition residuals;
 * :mod:`.dense` -- continuous extensions written in the common ``P`` form;
 * :mod:`.methods` -- the methods, :data:`METHODS` and :func:`get_tableau`;
-* :mod:`.dop853` -- DOP853's decimal coefficients alone.
+* :mod:`.dop853` -- DOP853's decimal coefficients alone;
+* :mod:`.rosenbrock`, :mod:`.esdirk` -- the stiff families (Rosenbrock and
+  ESDIRK methods, :data:`STIFF_METHODS`).
 
 Only the standard library and NumPy are imported.
 """
@@ -37,6 +39,8 @@ from .methods import (
     TSIT5,
     get_tableau,
 )
+from .esdirk import ESDIRK_METHODS
+from .rosenbrock import ROSENBROCK_METHODS
 from .trees import (
     dense_order_condition_residuals,
     embedded_order_condition_residuals,
@@ -46,6 +50,9 @@ from .trees import (
     tree_order,
     tree_symbol,
 )
+
+#: Every stiff method by name: the Rosenbrock and the ESDIRK methods.
+STIFF_METHODS = {**ROSENBROCK_METHODS, **ESDIRK_METHODS}
 
 __all__ = [
     "BOSH3",
@@ -62,6 +69,7 @@ __all__ = [
     "RK4",
     "RK38",
     "RKF45",
+    "STIFF_METHODS",
     "TSIT5",
     "ButcherTableau",
     "dense_order_condition_residuals",

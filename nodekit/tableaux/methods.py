@@ -13,6 +13,7 @@ from . import dop853 as _dop853_data
 from .core import ButcherTableau, _fr, _vec
 from .dense import dop853_P
 from .._scipy_compat import method_alias
+from .esdirk import ESDIRK_METHODS
 from .rosenbrock import ROSENBROCK_METHODS
 
 __all__ = [
@@ -340,9 +341,10 @@ def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
                         f"got {type(method).__name__}.")
     method = method_alias(method)  # SciPy's names: "RK45" is dopri5, "RK23" bosh3
     tab = METHODS.get(method, METHODS.get(method.strip().lower()))
-    if tab is None and method.strip().lower() in ROSENBROCK_METHODS:
+    stiff = method.strip().lower()
+    if tab is None and (stiff in ROSENBROCK_METHODS or stiff in ESDIRK_METHODS):
         raise ValueError(
-            f"{method!r} is a stiff (Rosenbrock) method: `nk.solve` runs it, but "
+            f"{method!r} is a stiff (Rosenbrock or ESDIRK) method: `nk.solve` runs it, but "
             "gradients (`nk.odeint`), ensembles and fixed steps through it are not "
             "implemented yet; use an explicit method such as 'dopri5' there.")
     if tab is None:

@@ -88,7 +88,9 @@ def tree_symbol(tree) -> str:
 def _weights_residuals(A, c, weights, max_order, rhs, one, zero, single=None):
     """Residuals ``sum_i w_i Phi_i(t) - rhs(t)`` for all trees up to max_order.
 
-    `A` is a square list-of-lists, `c` its nodes.  ``Phi_i`` of a tree with
+    `A` is a square lower-triangular list-of-lists (its diagonal is zero for
+    explicit methods and ``gamma`` for diagonally implicit ones), `c` its
+    nodes.  ``Phi_i`` of a tree with
     children ``t_1..t_m`` is ``prod_j (A Phi(t_j))_i`` (with ``A Phi(τ) = c``).
     With `single` (a lower-triangular matrix, diagonal included), a tree with
     exactly one child uses ``(single Phi(t_1))_i`` instead: the elementary
@@ -99,7 +101,7 @@ def _weights_residuals(A, c, weights, max_order, rhs, one, zero, single=None):
 
     def a_phi(t):  # (A Phi(t))_i
         p = phi(t)
-        return [sum((A[i][k] * p[k] for k in range(i) if A[i][k] != 0), zero)
+        return [sum((A[i][k] * p[k] for k in range(i + 1) if A[i][k] != 0), zero)
                 for i in range(n)]
 
     def single_phi(t):  # (single Phi(t))_i, diagonal included

@@ -1,0 +1,362 @@
+"""The ESDIRK loop for stiff problems (``method='kvaerno5'``, ``'trbdf2'``).
+
+One step of an ESDIRK method (:mod:`nodekit.tableaux.esdirk`) with ``s``
+stages: stage 1 is ``K_1 = f(t, y)`` (the previous step's end), and each
+later stage solves ``Y_i = base_i + h gamma f(t + c_i h, Y_i)`` with
+``base_i = y + h sum_{j<i} a_ij K_j`` by simplified Newton iterations::
+
+    (I / gamma - h J) dY = h f(Y) - (Y - base_i) / gamma,     Y <- Y + dY
+
+(Hairer and Wanner, *Solving ODEs II*, Sec. IV.8), from the guess
+``Y = base_i + h gamma K_{i-1}``; then ``K_i = (Y_i - base_i) / (h gamma)``.
+The iterations stop when ``theta / (1 - theta) ||dY|| <= tol`` with the
+contraction rate ``theta = ||dY_k|| / ||dY_{k-1}||`` (so at least two
+iterations, unless ``||dY|| <= NEGLIGIBLE tol``: carrying the rate over from the previous
+stage, as Hairer and Wanner do to save one, accepted iterates with stale
+Jacobians that were far from converged and cost accuracy on Robertson), and
+fail when ``theta >= 1`` or when the rate predicts no convergence within
+:data:`NEWTON_MAX_ITER` iterations (Hairer and Wanner's test, as in SciPy's
+Radau); ``tol = max(10 eps / rtol, min(0.03, sqrt(rtol)))`` in the error
+norm (the choice of RADAU5 and SciPy's Radau).
+
+Reuse of the linear algebra: ``J`` is kept across steps and taken afresh
+only when the Newton iterations fail with an old ``J`` (the step is retried
+with the new one), or after an accepted step whose iterations converged
+slowly (more than two iterations at a rate above :data:`SLOW_RATE`, SciPy's
+Radau rule).  The factorisation of ``I / gamma - h J`` is redone only when
+``h`` or ``J`` changes; when the controller asks to grow the step by a
+factor in ``[1, KEEP_H]`` the step size is kept instead, so the factors
+stay valid (RADAU5's rule).  A Newton failure with a fresh ``J`` halves the
+step.
+
+Every output time is a step end: the Hermite cubic (third order, the only
+dense output these stages allow: with stage order 2 the order-4 conditions
+on the eight slots have rank 5) loses accuracy over the long steps stiff
+problems take (2 % on Robertson's ``y2`` at ``t = 4000`` within a step of
+``h = 14000``).  ``dense=True`` still records every step, and
+``Solution(t)`` interpolates with that cubic.
+
+Everything else is shared with the other loops: the starting step
+(:func:`nodekit._kernels.start`), the error norm and the controller
+(:mod:`nodekit.controllers`), the LU helpers, the Jacobian and the output
+writer of :mod:`nodekit._implicit`, the step record, the status codes and
+the result record :class:`~nodekit._implicit.StiffLoopResult`.  The dense
+output is the tableau's Hermite cubic in the common ``P`` form.
+"""
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from . import _implicit, _kernels
+from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff_result,
+                        write_outputs)
+from ._interrupt import INTERRUPTED, interrupted
+from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
+                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, checked_evaluate, combine,
+                       copy_into, float_list, record_step, set_row, stage_input, start)
+from .controllers import accept_factor, error_norm, reject_factor, scaled_rms
+
+_jit = nb.njit(cache=True, nogil=True)
+
+_EPS = float(np.finfo(np.float64).eps)
+#: Newton iterations allowed per stage before the step is retried.
+NEWTON_MAX_ITER = 7
+#: After an accepted step whose stages needed more than two iterations at a
+#: contraction rate above this, ``J`` is taken afresh.
+SLOW_RATE = 1e-3
+#: A Newton correction below this fraction of the tolerance has converged
+#: whatever the rate (the rate of corrections at rounding level is noise).
+NEGLIGIBLE = 0.01
+#: A proposed step-size factor in ``[1, KEEP_H]`` keeps the step size (and
+#: the factorisation).
+KEEP_H = 1.2
+
+
+class ESDIRKLoopTableau(NamedTuple):
+    """An ESDIRK tableau as the loop reads it (the arrays of
+    :class:`~nodekit.tableaux.esdirk.ESDIRKTableau`), built once per tableau
+    by :func:`loop_tableau`."""
+
+    A: np.ndarray        #: (S, S) stage coefficients, diagonal included
+    C: np.ndarray        #: (S,) nodes
+    B: np.ndarray        #: (S,) solution weights
+    E: np.ndarray        #: (S,) error weights
+    P: np.ndarray        #: (S, 3) Hermite dense output
+    gamma: float
+    n_stages: int        #: s; slot s holds f(t + h, y_new)
+    error_order: int
+    smooth_error: bool   #: filter the estimate with (I - h gamma J)^-1
+
+
+_LOOP_TABLEAUX = {}
+
+
+def loop_tableau(tab):
+    """The :class:`ESDIRKLoopTableau` of ``tab``, built once."""
+    hit = _LOOP_TABLEAUX.get(id(tab))
+    if hit is not None and hit[0] is tab:
+        return hit[1]
+    rec = ESDIRKLoopTableau(tab.A, tab.C, tab.B, tab.E, tab.P, float(tab.gamma),
+                            int(tab.n_stages), int(tab.error_order), bool(tab.smooth_error))
+    _LOOP_TABLEAUX[id(tab)] = (tab, rec)
+    return rec
+
+
+@_jit
+def newton_tolerance(rtol):
+    """Newton's stopping tolerance in the error norm for the tolerances ``rtol``."""
+    r = rtol.min()
+    return max(10.0 * _EPS / r, min(0.03, math.sqrt(r)))
+
+
+@_jit
+def newton_stage(system, t_i, base, h, gamma, W, piv, y, Y, fk, dY, opt, tol, fault):
+    """Simplified Newton iterations for ``Y = base + h gamma f(t_i, Y)``
+    from the guess in ``Y`` with the factors ``W`` of ``I / gamma - h J``.
+
+    Returns ``(code, iterations, converged, rate)``: a kernel fault code (0
+    if none), the evaluations made, whether ``Y`` converged, and the last
+    contraction rate.
+    """
+    nd_prev = 0.0
+    rate = 0.0
+    for it in range(NEWTON_MAX_ITER):
+        code = checked_evaluate(system, t_i, Y, fk, fault)
+        if code:
+            return code, it + 1, False, rate
+        for i in range(Y.size):
+            dY[i] = h * fk[i] - (Y[i] - base[i]) / gamma
+        lu_solve(W, piv, dY)
+        for i in range(Y.size):
+            Y[i] += dY[i]
+        nd = scaled_rms(dY, y, opt.rtol, opt.atol, opt.n_err)
+        if not math.isfinite(nd):
+            return 0, it + 1, False, rate
+        if nd <= NEGLIGIBLE * tol:
+            return 0, it + 1, True, rate
+        if it > 0:
+            rate = nd / nd_prev
+            if rate >= 1.0 or rate ** (NEWTON_MAX_ITER - 1 - it) / (1.0 - rate) * nd > tol:
+                return 0, it + 1, False, rate
+            if rate / (1.0 - rate) * nd <= tol:
+                return 0, it + 1, True, rate
+        nd_prev = nd
+    return 0, NEWTON_MAX_ITER, False, rate
+
+
+@_jit
+def esdirk_stages(system, t, y, h, etab, K, W, piv, base, Y, fk, dY, opt, tol, fault):
+    """The implicit stages ``1 .. s-1`` of one step into ``K`` (``K[0] =
+    f(t, y)`` is set).
+
+    Returns ``(code, nfev, converged, worst_rate, most_iterations)``; the
+    later stages are skipped after a fault or a failed stage.
+    """
+    gamma = etab.gamma
+    hg = h * gamma
+    nfev = 0
+    worst = 0.0
+    most = 0
+    for k in range(1, etab.n_stages):
+        stage_input(y, h, etab.A, k, K, base)
+        for i in range(y.size):
+            Y[i] = base[i] + hg * K[k - 1, i]
+        code, it, ok, rate = newton_stage(system, t + etab.C[k] * h, base, h, gamma, W, piv,
+                                          y, Y, fk, dY, opt, tol, fault)
+        nfev += it
+        worst = max(worst, rate)
+        most = max(most, it)
+        if code or not ok:
+            return code, nfev, False, worst, most
+        for i in range(y.size):
+            K[k, i] = (Y[i] - base[i]) / hg
+    return 0, nfev, True, worst, most
+
+
+@_jit
+def esdirk_error(h, etab, K, y, ynew, W, piv, est, est_row, one, opt):
+    """The scaled norm of the step's error estimate ``h sum_k E_k K_k``,
+    filtered with ``(I - h gamma J)^-1`` when the tableau says so (the
+    factors ``W`` of ``I / gamma - h J`` give it as ``W^-1 v / gamma``)."""
+    if not etab.smooth_error:
+        return error_norm(h, etab.E, etab.E, False, K, y, ynew, opt.rtol, opt.atol,
+                          opt.n_err)
+    for i in range(y.size):
+        acc = 0.0
+        for k in range(etab.E.size):
+            acc += etab.E[k] * K[k, i]
+        est[i] = acc
+    lu_solve(W, piv, est)
+    set_row(est_row, 0, est)
+    return error_norm(h / etab.gamma, one, one, False, est_row, y, ynew, opt.rtol,
+                      opt.atol, opt.n_err)
+
+
+@_jit
+def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
+    """Integrate ``system`` through every time in ``ts`` with an ESDIRK method.
+
+    Arguments as :func:`nodekit._implicit.rosenbrock`, with the
+    :class:`ESDIRKLoopTableau` ``etab``; returns a
+    :class:`~nodekit._implicit.StiffLoopResult`.
+    """
+    n = y0.size
+    m = ts.size
+    S = etab.A.shape[0]
+    s = etab.n_stages
+    K = np.zeros((S, n))
+    J = np.empty((n, n))
+    W = np.empty((n, n))
+    piv = np.zeros(n, dtype=np.int64)
+    y = y0.copy()
+    ynew = np.empty(n)
+    base = np.empty(n)
+    Y = np.empty(n)
+    dY = np.empty(n)
+    fk = np.empty(n)
+    f0 = np.empty(n)
+    tmp = np.empty(n)
+    est_row = np.empty((1, n))
+    one = np.ones(1)
+    w = np.empty(S)
+    t0 = ts[0]
+    t_end = ts[m - 1]
+    direction = 1.0 if t_end >= t0 else -1.0
+    rec = (float_list(), float_list(), float_list(), float_list())
+
+    set_row(out, 0, y0)
+    n_out = 1
+    nsteps = 0
+    naccept = 0
+    nreject = 0
+    njev = 0
+    nlu = 0
+    t = t0
+    h = 0.0
+    status, nfev, h_abs = start(system, t0, direction, abs(t_end - t0), y, K, f0, tmp,
+                                ynew, etab, opt, fault)
+    if status != SUCCESS:
+        return stiff_result(status, t, h, (nfev, nsteps, naccept, nreject, n_out, njev, nlu),
+                            rec, n, S)
+
+    exponent = -1.0 / (etab.error_order + 1.0)
+    err_prev = 1.0
+    rejected = False
+    need_jac = True        # take J at (t, y) before the next attempt
+    jac_current = False    # J was taken at (t, y)
+    h_lu = 0.0             # the step size W was factorised for (0: none)
+    rate = 0.0
+    iters = 0
+    tol = newton_tolerance(opt.rtol)
+
+    while direction * (t_end - t) > 0.0:
+        if nsteps >= opt.max_steps:
+            status = FAILED_MAX_STEPS
+            break
+        if interrupted():
+            status = INTERRUPTED
+            break
+        if need_jac:
+            code, evals = jacobian_y(system, jac, has_jac, theta, t, y, f0, J, tmp, fk,
+                                     fault)
+            nfev += evals
+            njev += 1
+            if code:
+                status = FAILED_KERNEL
+                break
+            need_jac = False
+            jac_current = True
+            h_lu = 0.0
+        min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
+        if h_abs > opt.max_step:
+            h_abs = opt.max_step
+        elif h_abs < min_step:
+            h_abs = min_step
+        t_stop = ts[n_out]
+        h_proposed = h_abs
+        t_new = t + direction * h_abs
+        if direction * (t_new - t_stop) > 0.0:
+            t_new = t_stop
+        h = t_new - t
+
+        singular = False
+        if h != h_lu:
+            iteration_matrix(J, h, etab.gamma, W)
+            nlu += 1
+            h_lu = h
+            singular = not lu_factor(W, piv)
+        nsteps += 1
+        converged = False
+        if not singular:
+            set_row(K, 0, f0)
+            code, evals, converged, rate, iters = esdirk_stages(
+                system, t, y, h, etab, K, W, piv, base, Y, fk, dY, opt, tol, fault)
+            nfev += evals
+            if code:
+                status = FAILED_KERNEL
+                break
+        if not converged:
+            # Newton failed: retry with a fresh J, or with half the step
+            nreject += 1
+            rejected = True
+            if singular:
+                h_lu = 0.0
+            if not jac_current:
+                need_jac = True
+            else:
+                h_abs = abs(h) * 0.5
+                if h_abs < min_step:
+                    status = FAILED_STEP_UNDERFLOW
+                    break
+            continue
+
+        combine(y, h, etab.B, K, ynew)
+        err = esdirk_error(h, etab, K, y, ynew, W, piv, tmp, est_row, one, opt)
+        if not err < 1.0:
+            nreject += 1
+            h_abs = abs(h) * reject_factor(err, exponent, opt.ctrl)
+            rejected = True
+            if h_abs < min_step:
+                status = FAILED_NONFINITE if not math.isfinite(err) \
+                    else FAILED_STEP_UNDERFLOW
+                break
+            continue
+
+        # accepted: f at the new point is the next step's first stage
+        nfev += 1
+        if checked_evaluate(system, t_new, ynew, fk, fault):
+            status = FAILED_KERNEL
+            break
+        if not all_finite(fk):
+            status = FAILED_NONFINITE
+            break
+        set_row(K, s, fk)
+        naccept += 1
+        if opt.dense:
+            record_step(rec, t, h, y, K)
+        n_out = write_outputs(ts, n_out, direction, t, y, h, t_new, ynew, etab.P, K, w,
+                              tmp, out)
+        t = t_new
+        copy_into(ynew, y)
+        copy_into(fk, f0)
+        jac_current = False
+        if iters > 2 and rate > SLOW_RATE:
+            need_jac = True
+        factor = accept_factor(err, err_prev, exponent, opt.ctrl, rejected)
+        h_abs = abs(h) * factor
+        if not need_jac and 1.0 <= factor <= KEEP_H:
+            h_abs = abs(h)
+        if t_new == t_stop and h_abs < h_proposed:
+            h_abs = h_proposed  # a step cut short by an output time says nothing
+        err_prev = max(err, 1e-4)
+        rejected = False
+
+    return stiff_result(status, t, h, (nfev, nsteps, naccept, nreject, n_out, njev, nlu),
+                        rec, n, S)
+
+
+_PY = _kernels.python_twins(globals(), ["esdirk", "esdirk_stages", "newton_stage"],
+                            {**_kernels._PY, **_implicit._PY})
+esdirk_py = _PY["esdirk"]
