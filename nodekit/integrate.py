@@ -580,7 +580,7 @@ def solve(fun, y0, t, theta=None, **options):
     if events is not None:
         from . import events as _events
         events = _events.as_events(events)
-        looped = _events.in_loop(fun, events, _implicit.is_rosenbrock(
+        looped = _events.in_loop(fun, events, _implicit.is_stiff(
             options.get("method", "dopri5")))
         if looped:
             options["events"] = events
