@@ -27,7 +27,10 @@ Radau rule).  The factorisation of ``I / gamma - h J`` is redone only when
 ``h`` or ``J`` changes; when the controller asks to grow the step by a
 factor in ``[1, KEEP_H]`` the step size is kept instead, so the factors
 stay valid (RADAU5's rule).  A Newton failure with a fresh ``J`` halves the
-step.
+step.  A method whose estimate is filtered with ``(I - h gamma J)^-1``
+(``trbdf2``) also takes ``J`` afresh after an error-test rejection: an old
+``J`` (left from a relaxation jump, say) makes the filter too weak and the
+steps tiny (Van der Pol, mu = 1000, rtol 1e-3: 7940 steps, 473 with it).
 
 Every output time is a step end: the Hermite cubic (third order, the only
 dense output these stages allow: with stage order 2 the order-4 conditions
@@ -318,6 +321,8 @@ def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
             nreject += 1
             h_abs = abs(h) * reject_factor(err, exponent, opt.ctrl)
             rejected = True
+            if etab.smooth_error and not jac_current:
+                need_jac = True    # the filtered estimate needs a current J
             if h_abs < min_step:
                 status = FAILED_NONFINITE if not math.isfinite(err) \
                     else FAILED_STEP_UNDERFLOW
