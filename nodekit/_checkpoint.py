@@ -125,7 +125,7 @@ def solve(fun, y0, t, theta, opts, max_checkpoints):
     compiled = isinstance(fun, ODE)
     shape = info["shape"]
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
-    system = _kernels.ode_system(fun.rhs_cfunc if compiled else python_rhs(fun, shape), theta)
+    system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape), theta)
     y0f = np.ascontiguousarray(np.ravel(np.asarray(y0, dtype=np.float64)))
     return forward(compiled, system, y0f, info["t"], get_tableau(opts["method"]),
                    _checks.check_tol(opts["rtol"], "rtol", shape),

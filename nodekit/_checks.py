@@ -114,17 +114,6 @@ def check_tol(tol, name, n_shape, y0=None):
     return np.ascontiguousarray(b.ravel(), dtype=np.float64)
 
 
-def backward_atol_needed(gradient):
-    """The backward atol after a forward ``atol=0`` (pure relative test): none
-    is needed by the discrete gradient; the continuous ones must be given one."""
-    if gradient == "discrete":
-        return 1.0  # unused by the discrete gradient
-    raise ValueError(
-        f"`atol`=0 is a pure relative test, which the backward pass of gradient="
-        f"{gradient!r} cannot use (its parameter gradients start at 0): pass "
-        "`adjoint_atol` (e.g. 1e-3 * rtol), or use gradient='discrete'.")
-
-
 INT64_MAX = 2 ** 63 - 1
 
 

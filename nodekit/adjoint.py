@@ -128,7 +128,19 @@ class Problem:
 class _Strategy:
     """One gradient mode: what its forward pass keeps, how its backward pass runs."""
 
+    name = None          #: the value of ``gradient=`` that selects it
     keeps_dense = False  #: the forward pass records every step (when traced)
+
+    def backward_atol(self, atol):
+        """The backward pass's absolute tolerance, from the given or forward
+        one; 0 (a forward ``atol=0``, a pure relative test) is refused where
+        the backward solve needs an absolute tolerance."""
+        if atol == 0.0:
+            raise ValueError(
+                f"`atol`=0 is a pure relative test, which the backward pass of gradient="
+                f"{self.name!r} cannot use (its parameter gradients start at 0): pass "
+                "`adjoint_atol` (e.g. 1e-3 * rtol), or use gradient='discrete'.")
+        return atol
 
     def forward(self, fun, y0, t, theta, opts, traced):
         """The forward solve: ``(ys, info, record)`` as from
@@ -146,6 +158,9 @@ class Discrete(_Strategy):
 
     name = "discrete"
     keeps_dense = True
+
+    def backward_atol(self, atol):
+        return atol or 1.0  # no backward solve: unused
 
     def forward(self, fun, y0, t, theta, opts, traced):
         if not (traced and opts["checkpoints"]):
@@ -271,7 +286,7 @@ class Backsolve(_Continuous):
     def finish(self, pb, system, z, keep, stats):
         n = pb.n
         drift = np.full(pb.record.ts.size, np.nan)  # NaN where the pass did not stop
-        drift[keep] = system[4]
+        drift[keep] = system.drift
         stats["drift"] = drift
         _warn_drift(pb.record, drift)
         gth = z[2 * n:].copy() if pb.need_theta else np.zeros(pb.p)

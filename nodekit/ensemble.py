@@ -44,7 +44,7 @@ def _run_chunk(rhs, y0s, thetas, ts, lo, hi, tab, opts, out, istats, fstats):
         y0 = y0s[i if y0s.shape[0] > 1 else 0]
         theta = thetas[i if thetas.shape[0] > 1 else 0]
         t = ts[i if ts.shape[0] > 1 else 0]
-        res = _kernels.integrate((rhs, theta), y0, t, tab, opts, out[i],
+        res = _kernels.integrate(_kernels.OdeSystem(rhs, theta), y0, t, tab, opts, out[i],
                                  np.empty(y0.size + 2))
         istats[i, 0] = res.status
         if res.status == INTERRUPTED:

@@ -218,8 +218,8 @@ def odeint(fun, y0, t, theta=None, **options):
     adj = dict(
         tableau=adjoint_tableau,
         rtol=_scalar_tol(options.get("adjoint_rtol"), rtol, "adjoint_rtol"),
-        atol=_scalar_tol(options.get("adjoint_atol"), atol, "adjoint_atol")
-        or _checks.backward_atol_needed(gradient.name),
+        atol=gradient.backward_atol(_scalar_tol(options.get("adjoint_atol"), atol,
+                                                "adjoint_atol")),
         seminorm=bool(options.get("seminorm", False)),
         max_steps=_checks.check_positive(max_steps, "max_steps", integer=True),
         max_step=options.get("max_step", np.inf), controller=controller,

@@ -27,7 +27,7 @@ LOOP_OPTIONS_TYPES = (_V, _V, nbt.int64, _V, nbt.float64, nbt.float64, nbt.int64
 def _args(**options):
     """The loop's arguments exactly as ``nk.solve`` builds them."""
     y0 = np.ones(2)
-    system = _kernels.ode_system(LV.rhs_cfunc, TH)
+    system = _kernels.OdeSystem(LV.rhs_cfunc, TH)
     opt = I.loop_options(np.full(2, 1e-6), np.full(2, 1e-9), nk.PIController(), **options)
     return (system, y0, T, I.loop_tableau(get_tableau("dopri5")), opt,
             np.full((T.size, 2), np.nan), np.zeros(4))
@@ -78,3 +78,107 @@ def test_options_must_be_the_record():
     args[4] = tuple(args[4])  # positional values: exactly what the record prevents
     with pytest.raises(TypeError, match="loop_options"):
         I.run_loop(True, tuple(args))
+
+
+# ---------------------------------------------------------------------------
+# The systems: one named tuple type each, dispatched on the type.
+# ---------------------------------------------------------------------------
+W1 = np.array([[1.2, 0.7], [0.9, 1.1], [1.0, 1.0]])   # forward states at three stops
+W2 = np.array([[0.3, -0.5], [0.25, 0.4], [0.0, 0.1]])  # cotangents at the stops
+
+
+def _systems():
+    """One system of each type, built as the forward and backward passes
+    build them, with the state size of each."""
+    d = nk.solve(LV, [1.0, 1.0], [0.0, 1.0], TH, dense=True).dense
+    return [
+        (_kernels.OdeSystem(LV.rhs_cfunc, TH), 2),
+        (_kernels.adjoint_system(LV.rhs_cfunc, LV.vjp_cfunc, TH, 2, 4, W1, W2), 8),
+        (_kernels.interpolated_system(LV.vjp_cfunc, TH, 2, 4, W2, d.tableau.P, d.t_grid,
+                                      d.h_grid, d.y_grid, d.K_grid), 6),
+    ]
+
+
+def _lv_closed_form(x, a):
+    """``f``, ``a^T df/dx`` and ``a^T df/dtheta`` of Lotka-Volterra."""
+    (u, v), (A, B, C, D) = x, TH
+    f = np.array([A * u - B * u * v, -C * v + D * u * v])
+    J = np.array([[A - B * v, -B * u], [D * v, -C + D * u]])
+    Jth = np.array([[u, -u * v, 0.0, 0.0], [0.0, 0.0, -v, u * v]])
+    return f, a @ J, a @ Jth
+
+
+@numba.njit(cache=True)
+def _evaluate_compiled(system, t, y, out):
+    return _kernels.evaluate(system, t, y, out)
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_each_system_evaluates_its_own_right_hand_side(kind):
+    """Interpreted (the record's method) and compiled (the overload chosen by
+    the type) evaluations both give the closed form."""
+    system, size = _systems()[kind]
+    t = 0.4
+    z = np.array([1.3, 0.6, 0.2, -0.7, 0.5, 0.1, -0.3, 0.8])[:size]
+    if kind == 0:
+        want = _lv_closed_form(z[:2], np.zeros(2))[0]
+    elif kind == 1:
+        f, ax, ath = _lv_closed_form(z[:2], z[2:4])
+        want = np.concatenate([f, -ax, -ath])
+    else:
+        x = nk.solve(LV, [1.0, 1.0], [0.0, t], TH, rtol=1e-12, atol=1e-12).y[-1]
+        _, ax, ath = _lv_closed_form(x, z[:2])
+        want = np.concatenate([-ax, -ath])
+    for ev in (_kernels.evaluate, _evaluate_compiled):
+        out = np.full(size, np.nan)
+        assert ev(system, t, z, out) == 0
+        np.testing.assert_allclose(out, want, rtol=1e-6 if kind == 2 else 1e-14)
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_each_system_type_has_its_compiled_loop(kind):
+    """The loop is compiled once per system type (the Numba type names the
+    class), and the compiled and interpreted loops agree bitwise, jumps
+    included."""
+    ts = np.array([1.0, 0.5, 0.0]) if kind else T
+    runs = []
+    for compiled in (True, False):
+        system, size = _systems()[kind]  # fresh workspaces for each run
+        opt = I.loop_options(np.full(size, 1e-8), np.full(size, 1e-10), nk.PIController(),
+                             jumps=kind > 0)
+        args = (system, np.linspace(0.5, 1.5, size), ts,
+                I.loop_tableau(get_tableau("dopri5")), opt,
+                np.full((ts.size, size), np.nan), np.zeros(size + 2))
+        res = I.run_loop(compiled, args)
+        assert res.status == 0
+        runs.append((args[5], res, args[0]))
+    sig = tuple(numba.typeof(a) for a in args)
+    assert sig in _kernels.integrate.overloads
+    assert numba.typeof(system).instance_class is type(system)
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1][:8] == runs[1][1][:8]
+    if kind == 1:  # the jumps recorded the drift from W1 at both later stops
+        np.testing.assert_array_equal(runs[0][2].drift, runs[1][2].drift)
+        assert np.all(runs[0][2].drift[1:] > 0)
+
+
+def test_systems_name_their_fields():
+    assert _kernels.SYSTEMS == (_kernels.OdeSystem, _kernels.AdjointSystem,
+                                _kernels.InterpolatedSystem, _kernels.EventSystem)
+    ode, adj, interp = (s for s, _ in _systems())
+    assert ode._fields == ("rhs", "theta")
+    assert (adj.n, adj.p, adj.quadrature) == (2, 4, True)
+    assert (interp.n, interp.p, interp.hint.dtype) == (2, 4, np.dtype(np.int64))
+    assert numba.typeof(adj.n) == nbt.int64 and numba.typeof(adj.quadrature) == nbt.boolean
+
+
+@pytest.mark.parametrize("system, what", [
+    (lambda: (LV.rhs_cfunc, TH), "OdeSystem, AdjointSystem, InterpolatedSystem"),
+    (lambda: _kernels.OdeSystem(LV.rhs_cfunc, TH.astype(np.float32)), "built for"),
+    (lambda: _kernels.OdeSystem(LV.rhs_cfunc, np.repeat(TH, 2)[::2]), "built for"),
+])
+def test_systems_of_another_type_or_layout_are_refused(system, what):
+    nk.solve(LV, [1.0, 1.0], T, TH)  # the ODE system's loop exists
+    args = (system(),) + _args()[1:]
+    with pytest.raises(TypeError, match=what):
+        I.run_loop(True, args)
