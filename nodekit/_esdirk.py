@@ -54,7 +54,7 @@ import numpy as np
 
 from . import _implicit, _kernels
 from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff_result,
-                        write_outputs)
+                        stiff_workspace, write_outputs)
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, checked_evaluate, combine,
@@ -209,21 +209,12 @@ def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
     m = ts.size
     S = etab.A.shape[0]
     s = etab.n_stages
-    K = np.zeros((S, n))
-    J = np.empty((n, n))
-    W = np.empty((n, n))
-    piv = np.zeros(n, dtype=np.int64)
-    y = y0.copy()
-    ynew = np.empty(n)
+    K, J, W, piv, y, ynew, tmp, fk, f0, w = stiff_workspace(y0, S)
     base = np.empty(n)
     Y = np.empty(n)
     dY = np.empty(n)
-    fk = np.empty(n)
-    f0 = np.empty(n)
-    tmp = np.empty(n)
     est_row = np.empty((1, n))
     one = np.ones(1)
-    w = np.empty(S)
     t0 = ts[0]
     t_end = ts[m - 1]
     direction = 1.0 if t_end >= t0 else -1.0
