@@ -1,4 +1,5 @@
-"""Stiff problems: nodekit's ``rodas5`` against SciPy's Radau, BDF and LSODA
+"""Stiff problems: nodekit's stiff methods (``rodas5``, ``rodas4``,
+``ros3p``, ``kvaerno5``, ``trbdf2``) against SciPy's Radau, BDF and LSODA
 (Numba-jitted right-hand side and Jacobian, the fastest way to call SciPy)
 and, when importable, diffrax's Kvaerno5 (jitted), all in this run.
 
@@ -7,12 +8,13 @@ Problems (the stiff settings of issue 11):
 * Robertson's kinetics to t = 1e5, rtol 1e-6, atol 1e-10;
 * Van der Pol, mu = 1000, on [0, 3000], y0 = (2, 0), rtol 1e-6, atol 1e-8.
 
-Every row gives the median wall time of one solve, the evaluations, and the
-error at the final time against a tight reference (SciPy's Radau at rtol
+Every row gives the median wall time of one solve, the accepted steps, the
+evaluations, and the error at the final time against a tight reference (SciPy's Radau at rtol
 1e-12 / 1e-11, stored in ``validation/stiff_kernels.py``): the maximum over
 components of ``|y - y_ref| / (atol + |y_ref|)``.
 
-Run: ``python -m nodekit.benchmarks.stiff``.  diffrax usually lives in another
+Run: ``python -m nodekit.benchmarks.stiff`` (a minute or two; it prints the
+CPU model first).  diffrax usually lives in another
 environment: ``python -m benchmarks.stiff --diffrax`` there prints only its
 rows (that mode imports neither Numba nor nodekit).
 """
@@ -22,6 +24,9 @@ import sys
 import numpy as np
 
 from ._timing import median_time, table
+
+#: nodekit's rows, all with the compiled kernels and the analytic Jacobian.
+NODEKIT_METHODS = ("rodas5", "rodas4", "ros3p", "kvaerno5", "trbdf2")
 
 ROB_THETA = (0.04, 3e7, 1e4)
 PROBLEMS = {  # name: (y0, t1, rtol, atol)
@@ -130,14 +135,16 @@ def run():
     for name, (y0, t1, rtol, atol) in PROBLEMS.items():
         ode, theta = odes[name]
 
-        def nk_solve():
-            return nk.solve(ode, y0, [0.0, t1], theta, method="rodas5", rtol=rtol,
-                            atol=atol)
+        for method in NODEKIT_METHODS:
+            def nk_solve(method=method):
+                return nk.solve(ode, y0, [0.0, t1], theta, method=method, rtol=rtol,
+                                atol=atol, max_steps=1_000_000)
 
-        sol = nk_solve()
-        tm = median_time(nk_solve, repeat=20, min_time=0.5)
-        rows.append([name, "nodekit rodas5 (compiled, analytic J)", f"{tm * 1e3:.2f}",
-                     str(sol.naccept), str(sol.nfev), f"{_error(name, sol.y[-1], atol):.1e}"])
+            sol = nk_solve()
+            tm = median_time(nk_solve, repeat=5, min_time=0.3)
+            rows.append([name, f"nodekit {method} (compiled, analytic J)",
+                         f"{tm * 1e3:.2f}", str(sol.naccept), str(sol.nfev),
+                         f"{_error(name, sol.y[-1], atol):.1e}"])
         f, jac = scipy_fns[name]
         for method in ("Radau", "BDF", "LSODA"):
             def sp_solve(method=method):
@@ -160,6 +167,8 @@ def main(argv=None):
         rows = diffrax_rows()
         print(table(rows, HEADERS) if rows else "jax and diffrax are not importable here.")
         return
+    from .ensemble import cpu_model
+    print(f"CPU: {cpu_model()}\n")
     rows = run() + diffrax_rows()
     print(table(rows, HEADERS))
     if not importlib.util.find_spec("diffrax"):

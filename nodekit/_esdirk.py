@@ -27,7 +27,10 @@ Radau rule).  The factorisation of ``I / gamma - h J`` is redone only when
 ``h`` or ``J`` changes; when the controller asks to grow the step by a
 factor in ``[1, KEEP_H]`` the step size is kept instead, so the factors
 stay valid (RADAU5's rule).  A Newton failure with a fresh ``J`` halves the
-step.
+step.  A method whose estimate is filtered with ``(I - h gamma J)^-1``
+(``trbdf2``) also takes ``J`` afresh after an error-test rejection: an old
+``J`` (left from a relaxation jump, say) makes the filter too weak and the
+steps tiny (Van der Pol, mu = 1000, rtol 1e-3: 7940 steps, 473 with it).
 
 Every output time is a step end: the Hermite cubic (third order, the only
 dense output these stages allow: with stage order 2 the order-4 conditions
@@ -51,7 +54,7 @@ import numpy as np
 
 from . import _implicit, _kernels
 from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff_result,
-                        write_outputs)
+                        stiff_workspace, write_outputs)
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, checked_evaluate, combine,
@@ -206,21 +209,12 @@ def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
     m = ts.size
     S = etab.A.shape[0]
     s = etab.n_stages
-    K = np.zeros((S, n))
-    J = np.empty((n, n))
-    W = np.empty((n, n))
-    piv = np.zeros(n, dtype=np.int64)
-    y = y0.copy()
-    ynew = np.empty(n)
+    K, J, W, piv, y, ynew, tmp, fk, f0, w = stiff_workspace(y0, S)
     base = np.empty(n)
     Y = np.empty(n)
     dY = np.empty(n)
-    fk = np.empty(n)
-    f0 = np.empty(n)
-    tmp = np.empty(n)
     est_row = np.empty((1, n))
     one = np.ones(1)
-    w = np.empty(S)
     t0 = ts[0]
     t_end = ts[m - 1]
     direction = 1.0 if t_end >= t0 else -1.0
@@ -318,6 +312,8 @@ def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
             nreject += 1
             h_abs = abs(h) * reject_factor(err, exponent, opt.ctrl)
             rejected = True
+            if etab.smooth_error and not jac_current:
+                need_jac = True    # the filtered estimate needs a current J
             if h_abs < min_step:
                 status = FAILED_NONFINITE if not math.isfinite(err) \
                     else FAILED_STEP_UNDERFLOW

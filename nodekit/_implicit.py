@@ -246,6 +246,17 @@ def stiff_result(status, t, h, counts, rec, n, S):
                            t_grid, h_grid, y_grid, K_grid, count)
 
 
+@_jit
+def stiff_workspace(y0, S):
+    """The arrays every stiff loop allocates once per solve: ``K`` (S, n),
+    ``J`` and ``W`` (n, n), the pivots, the state ``y = y0``, and ``ynew``,
+    ``tmp``, ``fk``, ``f0`` (n) and ``w`` (S)."""
+    n = y0.size
+    return (np.zeros((S, n)), np.empty((n, n)), np.empty((n, n)),
+            np.zeros(n, dtype=np.int64), y0.copy(), np.empty(n), np.empty(n), np.empty(n),
+            np.empty(n), np.empty(S))
+
+
 class RosenbrockLoopTableau(NamedTuple):
     """A Rosenbrock tableau as the loop reads it (the arrays of
     :class:`~nodekit.tableaux.rosenbrock.RosenbrockTableau`), built once per
@@ -294,17 +305,8 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
     n = y0.size
     m = ts.size
     S = A.shape[0]
-    K = np.zeros((S, n))
-    J = np.empty((n, n))
-    W = np.empty((n, n))
-    piv = np.zeros(n, dtype=np.int64)
-    y = y0.copy()
-    ynew = np.empty(n)
-    tmp = np.empty(n)
-    fk = np.empty(n)
-    f0 = np.empty(n)
+    K, J, W, piv, y, ynew, tmp, fk, f0, w = stiff_workspace(y0, S)
     dfdt = np.empty(n)
-    w = np.empty(S)
     t0 = ts[0]
     t_end = ts[m - 1]
     direction = 1.0 if t_end >= t0 else -1.0

@@ -52,11 +52,13 @@ FAILED_NONFINITE = -1
 FAILED_STEP_UNDERFLOW = -2
 FAILED_MAX_STEPS = -3
 FAILED_KERNEL = -4  #: a compiled kernel raised; see ``fault``
+STOPPED_AT_EVENT = 1  #: a terminal event occurred (an EventSystem)
 assert INTERRUPTED == -5  # Ctrl-C: see nodekit._interrupt
 
 
 _jit = nb.njit(cache=True, nogil=True)
 _inline = nb.njit(cache=True, nogil=True, inline="always")
+_EPS = np.finfo(np.float64).eps
 #: The loop body: compiled without reference counting (it allocates nothing
 #: and runs on borrowed arrays, see :func:`borrowed`).
 _body = nb.njit(cache=True, nogil=True, _nrt=False, no_cpython_wrapper=True,
@@ -459,6 +461,48 @@ def interpolated_system(vjp, theta, n, p, W2, P, grid_t, grid_h, grid_y, grid_K,
                               W2, P, grid_t, grid_h, grid_y, grid_K, np.empty(p))
 
 
+class EventSystem(NamedTuple):
+    """The plain ODE with events watched inside the loop.
+
+    After every accepted step the loop evaluates each event function at the
+    step's end (:func:`events_crossed`); where one changes sign in its
+    ``direction``, the root is found on the step's interpolant with Brent's
+    method and recorded with the state there (:func:`events_locate`), and a
+    terminal event ends the loop at its ``stop_after``-th occurrence.  Only
+    compiled: the event functions are guarded kernels like ``rhs``.  Built by
+    :func:`event_system`.
+    """
+
+    rhs: object
+    theta: np.ndarray
+    g: tuple                 #: guarded event kernels: ``g(t, y, theta, out)`` sets out[0]
+    direction: np.ndarray    #: (k,) int64: -1, 0 or +1
+    stop_after: np.ndarray   #: (k,) int64: occurrences that end the solve (0: never)
+    count: np.ndarray        #: (k,) int64 out: occurrences so far
+    g_prev: np.ndarray       #: (k,) the events at the start of the step
+    g_new: np.ndarray        #: (k,) and at its end
+    roots: np.ndarray        #: (k,) scratch: the roots found in a step
+    gval: np.ndarray         #: (1,) scratch: one event value
+    yq: np.ndarray           #: (n,) scratch: the state at a trial time
+    w: np.ndarray            #: (S,) scratch: interpolant weights
+
+    def evaluate(system, t, y, out):
+        return system.rhs(t, y, system.theta, out)
+
+    def apply_jump(system, j, y):
+        pass  # a forward solve has no jumps
+
+
+def event_system(rhs, theta, g, direction, stop_after, n, n_stages):
+    """The :class:`EventSystem` for right-hand side ``rhs`` and the guarded
+    event kernels ``g`` (a tuple) with their directions and terminal counts."""
+    k = len(g)
+    return EventSystem(rhs, theta, tuple(g), np.asarray(direction, dtype=np.int64),
+                       np.asarray(stop_after, dtype=np.int64), np.zeros(k, dtype=np.int64),
+                       np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(1), np.empty(n),
+                       np.empty(n_stages))
+
+
 @_jit
 def either(flag, a, b):
     """``a`` if ``flag`` else ``b`` (without quadrature the VJP's ``out_theta``
@@ -479,7 +523,7 @@ def forward_state(t, hint, P, grid_t, grid_h, grid_y, grid_K, w, x):
 
 
 #: The kinds of system the loop accepts.
-SYSTEMS = (OdeSystem, AdjointSystem, InterpolatedSystem)
+SYSTEMS = (OdeSystem, AdjointSystem, InterpolatedSystem, EventSystem)
 
 
 def evaluate(system, t, y, out):
@@ -562,6 +606,234 @@ def checked_evaluate(system, t, y, out, fault):
 # ---------------------------------------------------------------------------
 # The integration loop.
 # ---------------------------------------------------------------------------
+# ---------------------------------------------------------------------------
+# Events inside the loop (an EventSystem); nothing for every other system.
+# ---------------------------------------------------------------------------
+@_jit
+def crossed(g0, g1, direction):
+    """``g`` changes sign from ``g0`` to ``g1`` in ``direction`` (-1, 0, +1)?
+    A zero end counts once: leaving zero is not a crossing."""
+    up = (g0 < 0.0 <= g1) or (g0 <= 0.0 < g1 and g0 != 0.0)
+    down = (g0 > 0.0 >= g1) or (g0 >= 0.0 > g1 and g0 != 0.0)
+    return (up and direction >= 0) or (down and direction <= 0)
+
+
+@_inline
+def step_point(tq, P, t, h, y, K, w, out):
+    """``out = y(tq)`` on the step of size ``h`` from ``(t, y)`` with stage
+    derivatives ``K``: the tableau's interpolant ``P``."""
+    dense_weights(P, (tq - t) / h, w)
+    combine(y, h, w, K, out)
+
+
+def value_at(point, tq):
+    """The value at ``tq`` of the function whose root :func:`brent` seeks:
+    ``point`` says which (an event on a step, :class:`StepEvent`, or the
+    interpreted scan's own record); compiled, its type's ``value`` is inlined."""
+    return point.value(tq)
+
+
+@overload(value_at, inline="always")
+def _overload_value_at(point, tq):
+    return getattr(getattr(point, "instance_class", None), "value", None)
+
+
+@_jit
+def brent(point, a, b, fa, fb):
+    """Brent's method for the root of ``value_at(point, .)`` between ``a`` and
+    ``b`` (``fa``, ``fb`` of opposite signs): inverse quadratic interpolation
+    or secant steps, bisection whenever they would not shrink the bracket
+    fast enough; stops at a bracket of a few ulps."""
+    c, fc = a, fa
+    d = e = b - a
+    for _ in range(200):
+        if (fb > 0.0) == (fc > 0.0):          # keep the root between b and c
+            c, fc = a, fa
+            d = e = b - a
+        if abs(fc) < abs(fb):                 # b is the best estimate
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol = 2.0 * _EPS * max(1.0, abs(b))
+        m = 0.5 * (c - b)
+        if abs(m) <= tol or fb == 0.0 or fb != fb:
+            return b
+        if abs(e) >= tol and abs(fa) > abs(fb):
+            s = fb / fa
+            if a == c:                        # secant
+                p = 2.0 * m * s
+                q = 1.0 - s
+            else:                             # inverse quadratic interpolation
+                q0 = fa / fc
+                r = fb / fc
+                p = s * (2.0 * m * q0 * (q0 - r) - (b - a) * (r - 1.0))
+                q = (q0 - 1.0) * (r - 1.0) * (s - 1.0)
+            if p > 0.0:
+                q = -q
+            else:
+                p = -p
+            if 2.0 * p < min(3.0 * m * q - abs(tol * q), abs(e * q)):
+                e = d
+                d = p / q
+            else:
+                d = m
+                e = m
+        else:
+            d = m
+            e = m
+        a, fa = b, fb
+        b += d if abs(d) > tol else math.copysign(tol, m)
+        fb = value_at(point, b)
+    return b
+
+
+class StepEvent(NamedTuple):
+    """Event ``k`` of an :class:`EventSystem` on the loop's current step, as
+    :func:`brent` reads it (a kernel fault is recorded in ``fault`` and
+    gives NaN, which ends the search)."""
+
+    system: EventSystem
+    k: int
+    P: np.ndarray
+    t: float
+    h: float
+    y: np.ndarray
+    K: np.ndarray
+    fault: np.ndarray
+
+    def value(point, tq):
+        s = point.system
+        step_point(tq, point.P, point.t, point.h, point.y, point.K, s.w, s.yq)
+        code = s.g[point.k](tq, s.yq, s.theta, s.gval)
+        if code:
+            note_fault(point.fault, code, tq, s.yq)
+            return np.nan
+        return s.gval[0]
+
+
+@_inline
+def event_values(system, t, y, out, fault):
+    """``out[k] = g_k(t, y)`` for every event of ``system``; returns the fault
+    code of an event kernel that raised (recorded in ``fault``), else 0."""
+    for k in range(len(system.g)):
+        code = system.g[k](t, y, system.theta, system.gval)
+        if code:
+            note_fault(fault, code, t, y)
+            return code
+        out[k] = system.gval[0]
+    return 0
+
+
+@nb.njit(cache=True, nogil=True, _nrt=True)  # called from the loop body: needs NRT
+def record_event(hits, k, t, y):
+    """Append an occurrence of event ``k`` at ``t`` with state ``y`` to ``hits``."""
+    hits.append(float(k))
+    hits.append(t)
+    for i in range(y.size):
+        hits.append(y[i])
+
+
+def events_start(system, t, y, fault):
+    """Evaluate an :class:`EventSystem`'s events at the initial state; for
+    any other system nothing.  Returns a fault code."""
+    if isinstance(system, EventSystem):
+        return event_values(system, t, y, system.g_prev, fault)
+    return 0
+
+
+def events_crossed(system, t_new, ynew, fault):
+    """Evaluate the events at the end of an accepted step: ``(code, crossed)``,
+    ``crossed`` when any changed sign in its direction (then
+    :func:`events_locate` finds where); ``(0, False)`` for other systems."""
+    if isinstance(system, EventSystem):
+        return _crossed_in_step(system, t_new, ynew, fault)
+    return 0, False
+
+
+def events_locate(system, t, y, h, t_new, K, P, t0, hits, fault):
+    """The roots of the events that crossed in the step from ``(t, y)`` to
+    ``t_new`` (its stages ``K`` complete for the interpolant ``P``),
+    recorded in ``hits`` in integration order; a root at the initial time
+    ``t0`` is not an occurrence.  A terminal event ends the list at its
+    ``stop_after``-th occurrence (later roots of the step are dropped, equal
+    ones kept).  Returns ``(code, stop, t_stop)``; ``(0, False, 0.0)`` for
+    other systems."""
+    if isinstance(system, EventSystem):
+        return _roots_in_step(system, t, y, h, t_new, K, P, t0, hits, fault)
+    return 0, False, 0.0
+
+
+def _crossed_in_step(system, t_new, ynew, fault):
+    code = event_values(system, t_new, ynew, system.g_new, fault)
+    if code:
+        return code, False
+    hit = False
+    for k in range(system.g_new.size):
+        if crossed(system.g_prev[k], system.g_new[k], system.direction[k]):
+            hit = True
+    if not hit:
+        copy_into(system.g_new, system.g_prev)
+    return 0, hit
+
+
+def _roots_in_step(system, t, y, h, t_new, K, P, t0, hits, fault):
+    s = system
+    sign = 1.0 if h > 0.0 else -1.0
+    for k in range(s.g_new.size):
+        s.roots[k] = np.nan
+        if crossed(s.g_prev[k], s.g_new[k], s.direction[k]):
+            if s.g_new[k] == 0.0:
+                s.roots[k] = t_new
+            elif s.g_prev[k] == 0.0:
+                s.roots[k] = t
+            else:
+                s.roots[k] = brent(StepEvent(s, k, P, t, h, y, K, fault), t, t_new,
+                                   s.g_prev[k], s.g_new[k])
+                if fault[0] != 0.0:
+                    return int(fault[0]), False, 0.0
+    copy_into(s.g_new, s.g_prev)
+    stop = False
+    t_stop = 0.0
+    while True:
+        k = -1
+        for j in range(s.roots.size):   # the next root in integration order
+            if s.roots[j] == s.roots[j] and (k < 0 or sign * (s.roots[j] - s.roots[k]) < 0.0):
+                k = j
+        if k < 0 or (stop and s.roots[k] != t_stop):
+            break
+        r = s.roots[k]
+        s.roots[k] = np.nan
+        if r == t0:
+            continue
+        step_point(r, P, t, h, y, K, s.w, s.yq)
+        record_event(hits, k, r, s.yq)
+        s.count[k] += 1
+        if not stop and 0 < s.stop_after[k] <= s.count[k]:
+            stop = True
+            t_stop = r
+    return 0, stop, t_stop
+
+
+@overload(events_start, inline="always")
+def _overload_events_start(system, t, y, fault):
+    if system_class(system) is EventSystem:
+        return lambda system, t, y, fault: event_values(system, t, y, system.g_prev, fault)
+    return lambda system, t, y, fault: 0
+
+
+@overload(events_crossed, inline="always")
+def _overload_events_crossed(system, t_new, ynew, fault):
+    if system_class(system) is EventSystem:
+        return _crossed_in_step
+    return lambda system, t_new, ynew, fault: (0, False)
+
+
+@overload(events_locate, inline="always")
+def _overload_events_locate(system, t, y, h, t_new, K, P, t0, hits, fault):
+    if system_class(system) is EventSystem:
+        return _roots_in_step
+    return lambda system, t, y, h, t_new, K, P, t0, hits, fault: (0, False, 0.0)
+
+
 class LoopTableau(NamedTuple):
     """A tableau as the loop reads it: the float arrays and constants of
     :class:`nodekit.tableaux.ButcherTableau` in its slot layout (built once
@@ -611,6 +883,7 @@ class LoopResult(NamedTuple):
     y_grid: np.ndarray   #: the state at its start,
     K_grid: np.ndarray   #: and its stage derivatives
     n_dense: int         #: number of recorded steps
+    event_hits: np.ndarray  #: (an EventSystem) rows ``[k, t, y...]``: event ``k`` at ``t``
 
 
 @_jit
@@ -652,12 +925,13 @@ def integrate(system, y0, ts, tab, opt, out, fault):
     # the record of accepted steps (dense output, discrete adjoint): lists,
     # appended to by record_step
     rec = (float_list(), float_list(), float_list(), float_list())
+    hits = float_list()  # occurrences of events (an EventSystem), by record_event
     r = _integrate(borrowed(system), borrowed(y0), borrowed(ts), borrowed(tab),
-                   borrowed(opt), borrowed(out), borrowed(fault), borrowed(work), rec)
+                   borrowed(opt), borrowed(out), borrowed(fault), borrowed(work), rec, hits)
     keep_alive(work)
     t_grid, h_grid, y_grid, K_grid, count = stack_record(rec, n, S)
     return LoopResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-                      t_grid, h_grid, y_grid, K_grid, count)
+                      t_grid, h_grid, y_grid, K_grid, count, np.array(hits))
 
 
 @_inline
@@ -744,10 +1018,10 @@ def emit_outputs(system, ts, n_out, direction, t, y, h, t_new, ynew, tab, K, ext
 
 
 @_body
-def _integrate(system, y0, ts, tab, opt, out, fault, work, rec):
+def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
     """The body of :func:`integrate`, on borrowed arrays (``work``: the
     stage derivatives, state, new state and three scratch vectors; ``rec``:
-    the record's lists).  Returns the first eight fields of
+    the record's lists; ``hits``: the events' occurrences).  Returns the first eight fields of
     :class:`LoopResult`."""
     m = ts.size
     S = tab.A.shape[0]
@@ -769,6 +1043,8 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec):
                                 ynew, tab, opt, fault)
     if status != SUCCESS:
         return (status, t, h, nfev, nsteps, naccept, nreject, n_out)
+    if events_start(system, t0, y, fault):
+        return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out)
 
     exponent = -1.0 / (tab.error_order + 1.0)
     err = 0.0
@@ -833,16 +1109,27 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec):
         if t_new != t_stop:
             n_fixed += 1
 
-        # record, emit the outputs, advance
+        # events, record, emit the outputs, advance
+        code, crossing = events_crossed(system, t_new, ynew, fault)
+        if code:
+            status = FAILED_KERNEL
+            break
         extras = f1 + 1 < S
+        if extras and (opt.dense or crossing):
+            nfev += S - f1 - 1
+            if stages(system, t, y, h, tab.A, tab.C, K, f1 + 1, S, tmp, fault):
+                status = FAILED_KERNEL
+                break
+            extras = False
         if opt.dense:
-            if extras:
-                nfev += S - f1 - 1
-                if stages(system, t, y, h, tab.A, tab.C, K, f1 + 1, S, tmp, fault):
-                    status = FAILED_KERNEL
-                    break
-                extras = False
             record_step(rec, t, h, y, K)
+        stop = False
+        if crossing:
+            code, stop, t_event = events_locate(system, t, y, h, t_new, K, tab.P, t0, hits,
+                                                fault)
+            if code:
+                status = FAILED_KERNEL
+                break
         n_out, jumped, failed, extra_fev = emit_outputs(
             system, ts, n_out, direction, t, y, h, t_new, ynew, tab, K, extras,
             opt.jumps, tmp, w, out, fault)
@@ -861,6 +1148,10 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec):
             set_row(K, 0, fk)
         else:
             copy_row(K, f1, 0)
+        if stop:
+            status = STOPPED_AT_EVENT
+            t = t_event
+            break
 
         if adaptive:
             h_abs *= accept_factor(err, err_prev, exponent, opt.ctrl, rejected)
@@ -996,7 +1287,8 @@ def _identity(x):
 
 _PY = python_twins(globals(), ["stages", "checked_evaluate", "integrate", "_integrate",
                                "start", "propose", "emit_outputs", "reverse_steps",
-                     "rhs_at_points", "stack_record", "record_step"])
+                               "rhs_at_points", "stack_record", "record_step", "brent",
+                               "record_event"])
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]
 rhs_at_points_py = _PY["rhs_at_points"]

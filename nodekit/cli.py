@@ -216,6 +216,8 @@ def _bench(args):
     _import("benchmarks.symbolic").run(quick=args.quick)
     print()
     _import("benchmarks.ensemble").run(quick=args.quick)
+    print()
+    _import("benchmarks.events").run(quick=args.quick)
     if not args.quick:
         print()
         _import("benchmarks.memory").run()

@@ -92,6 +92,19 @@ class Event:
     def __call__(self, t, y, theta):
         return float(self.g(t, y, theta))
 
+    @property
+    def jitted(self):
+        """Whether ``g`` is Numba-jitted (then a compiled solve locates it
+        inside the loop)."""
+        return isinstance(self.g, CPUDispatcher)
+
+    @property
+    def kernel(self):
+        """The guarded compiled kernel of a jitted ``g`` (see
+        :func:`nodekit.ode.event_cfunc`)."""
+        from .ode import event_cfunc
+        return event_cfunc(self.g)
+
     def __repr__(self):
         return (f"nk.Event({self.name}, terminal={self.stop_after or False}, "
                 f"direction={self.direction})")
@@ -119,14 +132,51 @@ class Found(NamedTuple):
     which: int      # index of the terminal event, or -1
 
 
-def locate(events, dense, theta, shape, compiled=False):
+def in_loop(fun, events, stiff):
+    """Whether the loop itself locates ``events``: a compiled ``nk.ODE``, an
+    explicit method and jitted event functions.  Otherwise they are found
+    after the solve on its dense output (:func:`apply`)."""
+    from .ode import ODE
+    return isinstance(fun, ODE) and not stiff and all(ev.jitted for ev in events)
+
+
+def apply_hits(sol, events, hits, n):
+    """Add the occurrences the loop recorded (rows ``[k, t, y...]`` of
+    ``hits``) to a :class:`nodekit.Solution` as ``t_events``/``y_events``; a
+    loop stopped by a terminal event (``status = 1``) has its rows after the
+    event set to NaN and a message naming the event."""
+    rows = np.asarray(hits, dtype=float).reshape(-1, 2 + n)
+    which = rows[:, 0].astype(int)
+    sol.t_events = [rows[which == k, 1].copy() for k in range(len(events))]
+    sol.y_events = [rows[which == k, 2:].reshape((-1,) + sol.y.shape[1:])
+                    for k in range(len(events))]
+    if sol.status == TERMINATED:
+        t_stop = sol.t_reached
+        fired = [k for k, ev in enumerate(events)
+                 if ev.stop_after and sol.t_events[k].size >= ev.stop_after
+                 and sol.t_events[k][ev.stop_after - 1] == t_stop]
+        if not fired:  # the loop and this bookkeeping disagree: never return it as success
+            raise RuntimeError(f"internal error: the solve stopped at t={t_stop!r} but no "
+                               "terminal event occurred there; please report this.")
+        _terminate(sol, events[fired[0]], t_stop)
+    return sol
+
+
+def _terminate(sol, event, t_stop):
+    direction = 1.0 if sol.t[-1] >= sol.t[0] else -1.0
+    sol.y[direction * (sol.t - t_stop) > 0.0] = np.nan
+    sol.status, sol.success, sol.t_reached = TERMINATED, True, float(t_stop)
+    sol.message = (f"A termination event occurred: {event.name} at t={t_stop:.10g}; rows "
+                   "of y after it are NaN.")
+
+
+def locate(events, dense, theta, shape):
     """Find every event's crossings on a dense solution, in integration order.
 
     ``dense`` is the :class:`nodekit.integrate.DenseSolution` of the solve;
     ``theta`` is what the right-hand side received.  Each event is scanned by
-    :func:`nodekit._event_scan.scan`, compiled when the solve was (an
-    ``nk.ODE``, flat ``y``) and the event function is Numba-jitted, else
-    interpreted.  Roots at the initial time are not reported (a solve
+    :func:`nodekit._event_scan.scan` (interpreted: the compiled path is the
+    loop's own, see :func:`in_loop`).  Roots at the initial time are not reported (a solve
     restarted at an event must not stop at once), as in SciPy.  A terminal
     event ends the list at its ``stop_after``-th crossing: crossings of any
     event after that time are dropped.
@@ -135,7 +185,7 @@ def locate(events, dense, theta, shape, compiled=False):
         return _found([[] for _ in events], dense, math.nan, -1)
     hits, stops = [], []
     for ev in events:
-        times, stopped = _scan_one(ev, dense, theta, shape, compiled)
+        times, stopped = _scan_one(ev, dense, theta, shape)
         hits.append(times)
         stops.append(times[-1] if stopped else math.nan)
     which, t_stop = -1, math.nan
@@ -147,17 +197,15 @@ def locate(events, dense, theta, shape, compiled=False):
     return _found(hits, dense, t_stop, which)
 
 
-def _scan_one(ev, dense, theta, shape, compiled):
+def _scan_one(ev, dense, theta, shape):
     """``(times, stopped)`` of one event over the steps of ``dense``."""
     out = np.empty(dense.t_grid.size)
-    args = (dense.tableau.P, dense.t_grid, dense.h_grid, dense.y_grid, dense.K_grid,
-            float(dense.t_reached), ev.direction, ev.stop_after, out)
-    if compiled and isinstance(ev.g, CPUDispatcher):
-        count, stopped = _event_scan.scan(ev.g, theta, *args)
-    else:
-        def g(t, y, th):
-            return ev(t, np.reshape(y, shape), th)
-        count, stopped = _event_scan.scan_py(g, theta, *args)
+
+    def g(t, y, th):
+        return ev(t, np.reshape(y, shape), th)
+    count, stopped = _event_scan.scan(g, theta, dense.tableau.P, dense.t_grid, dense.h_grid,
+                                      dense.y_grid, dense.K_grid, float(dense.t_reached),
+                                      ev.direction, ev.stop_after, out)
     return out[:count].copy(), bool(stopped)
 
 
@@ -167,18 +215,13 @@ def _found(hits, dense, t_stop, which):
     return Found(ts, ys, t_stop, which)
 
 
-def apply(sol, events, theta, shape, compiled=False):
+def apply(sol, events, theta, shape):
     """Add ``t_events``/``y_events`` to a :class:`nodekit.Solution`; a terminal
     event ends it (``status = 1``, rows after the event NaN)."""
-    found = locate(events, sol.dense, theta, shape, compiled)
+    found = locate(events, sol.dense, theta, shape)
     sol.t_events, sol.y_events = found.t_events, found.y_events
     if found.which >= 0:
-        after = sol.dense.direction * (sol.t - found.t_stop) > 0.0
-        sol.y[after] = np.nan
-        sol.status, sol.success = TERMINATED, True
-        sol.t_reached = float(found.t_stop)
-        sol.message = (f"A termination event occurred: {events[found.which].name} at "
-                       f"t={found.t_stop:.10g}; rows of y after it are NaN.")
+        _terminate(sol, events[found.which], found.t_stop)
     return sol
 
 

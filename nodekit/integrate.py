@@ -12,6 +12,7 @@ from .tableaux import get_tableau
 #: Messages for the status codes of :class:`Solution`.
 STATUS_MESSAGES = {
     _kernels.SUCCESS: "The solver successfully reached the end of the integration interval.",
+    _kernels.STOPPED_AT_EVENT: "A termination event occurred at t={t:.10g}.",
     _kernels.FAILED_NONFINITE: (
         "Non-finite derivative or solution at t={t:.6g} (last step size h={h:.3g}; "
         "{nsteps} steps, {nfev} evaluations). The right-hand side overflowed or hit "
@@ -174,9 +175,12 @@ def _check_fun_arity(fun):
 def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
               first_step=None, max_step=np.inf, max_steps=DEFAULT_MAX_STEPS,
               step_size=None, dense=False, controller=None, system=None, n_err=None,
-              jumps=False):
+              jumps=False, events=None):
     """Validated inputs -> the kernel loop -> raw results.  Shared by
-    :func:`solve` and the gradient code.
+    :func:`solve` and the gradient code.  ``events`` (a list of
+    :class:`nodekit.Event` with jitted functions, for an ``nk.ODE`` and an
+    explicit method) are located inside the loop; ``info["event_hits"]``
+    holds their occurrences.
 
     Returns ``(ys, info, dense)`` where ``ys`` has shape ``(m, n)``.
     """
@@ -218,6 +222,15 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
     if compiled and system is None:
         fun.check_sizes(y0, theta)
         fun.check_first_call(float(ts[0]), y0f, theta, shape)
+    if events and stiff:
+        raise ValueError(f"events are located inside the loop only for explicit methods; "
+                         f"got method={method!r}.")
+    if system is None and events:
+        system = _kernels.event_system(fun.rhs_cfunc, theta,
+                                       tuple(ev.kernel for ev in events),
+                                       [ev.direction for ev in events],
+                                       [ev.stop_after for ev in events], y0f.size,
+                                       tableau.A.shape[0])
     if system is None:
         system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
                                     theta)
@@ -245,12 +258,11 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
                        max_step=max_step, max_steps=max_steps, step_size=step_size,
                        dense=dense, jumps=jumps)
     res = run_loop(compiled, (system, y0, ts, loop_tableau(tableau), opt, out, fault))
-    (status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out,
-     t_grid, h_grid, y_grid, K_grid, _) = res
-    info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
-                nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
-                nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
-                method=tableau.name, shape=shape, t=ts)
+    status = res.status
+    info = dict(status=int(status), t_reached=float(res.t_reached), h_last=float(res.h_last),
+                nfev=int(res.nfev), nsteps=int(res.nsteps), naccept=int(res.naccept),
+                nreject=int(res.nreject), n_out=int(res.n_out), max_steps=int(max_steps),
+                method=tableau.name, shape=shape, t=ts, event_hits=res.event_hits)
     if status == _kernels.FAILED_KERNEL:
         info["fault_state"] = fault[2:].copy()
         info["message"] = kernel_fault_message(system, fault, info["nsteps"], info["nfev"])
@@ -264,8 +276,8 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step
         info["message"] = STATUS_MESSAGES[0]
     dense_data = None
     if dense:
-        dense_data = DenseSolution(tableau, t_grid, h_grid, y_grid, K_grid,
-                                   float(ts[0]), float(t_reached), shape)
+        dense_data = DenseSolution(tableau, res.t_grid, res.h_grid, res.y_grid, res.K_grid,
+                                   float(ts[0]), float(res.t_reached), shape)
     return out, info, dense_data
 
 
@@ -313,10 +325,17 @@ def kernel_fault_message(system, fault, nsteps, nfev, jac=None):
     called again on that state (outside the guard) to recover its exception.
     ``jac = (guarded jac kernel, theta)`` when the loop also called a Jacobian.
     """
-    from .ode import JAC_FAULT
+    from .ode import EVENT_FAULT, JAC_FAULT
     code, t = int(fault[0]), float(fault[1])
     state = np.ascontiguousarray(fault[2:])
-    if code == JAC_FAULT and jac is not None:
+    if code == EVENT_FAULT and isinstance(system, _kernels.EventSystem):
+        kernel, error = "event function", None
+        for g in system.g:
+            error = _replay(lambda k, *a: k(*a), (g, t, state, system.theta, np.empty(1)))
+            if error:
+                kernel = f"event function {g.nodekit_source[1]!r}"
+                break
+    elif code == JAC_FAULT and jac is not None:
         kernel = _kernel_names(jac).get(code, "`jac` kernel")
         error = _replay(lambda k, *a: k(*a), (jac[0], t, state, jac[1],
                                                np.empty((state.size, state.size))))
@@ -432,7 +451,9 @@ def run_loop(compiled, args):
     the entry point would not) or interpreted."""
     if not compiled:
         return _kernels.integrate_py(*args)
-    kind = type(args[0])  # one compiled loop per type of system
+    # one compiled loop per type of system (and length of its tuples: the
+    # number of events of an EventSystem)
+    kind = (type(args[0]),) + tuple(len(a) for a in args[0] if type(a) is tuple)
     hit = _ENTRY.get(kind)
     check_loop_args(args, None if hit is None else hit[1])
     if hit is None:
@@ -555,11 +576,17 @@ def solve(fun, y0, t, theta=None, **options):
     """
     _checks.check_options(options, _SOLVE_OPTIONS, "solve")
     events = options.pop("events", None)
+    looped = False
     if events is not None:
         from . import events as _events
         events = _events.as_events(events)
-        keep_dense = options.get("dense", False)
-        options["dense"] = True  # events are located on the dense output
+        looped = _events.in_loop(fun, events, _implicit.is_stiff(
+            options.get("method", "dopri5")))
+        if looped:
+            options["events"] = events
+        else:
+            keep_dense = options.get("dense", False)
+            options["dense"] = True  # events are located on the dense output
     out, info, dense = integrate(fun, y0, t, theta, **options)
     ts = info["t"]
     y = out.reshape((ts.size,) + info["shape"])
@@ -567,11 +594,13 @@ def solve(fun, y0, t, theta=None, **options):
                    info["naccept"], info["nreject"], info["t_reached"], info["h_last"],
                    info["method"], dense)
     sol.njev, sol.nlu = info.get("njev", 0), info.get("nlu", 0)  # stiff methods
-    if events:
+    if looped:
+        _events.apply_hits(sol, events, info["event_hits"], out.shape[1])
+    elif events:
         compiled = isinstance(fun, ODE)
         th = None if theta is None and not compiled else np.asarray(theta, dtype=float)
         _events.apply(sol, events, th, (y.shape[1:] if not compiled
-                                        else (int(np.prod(y.shape[1:])),)), compiled)
+                                        else (int(np.prod(y.shape[1:])),)))
         if not keep_dense:
             sol.dense = None
     return sol

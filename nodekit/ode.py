@@ -33,6 +33,7 @@ JAC_GUARDED_SIG = nbt.int64(nbt.float64, _V, _V, nbt.float64[:, ::1])
 RHS_FAULT = 1
 VJP_FAULT = 2
 JAC_FAULT = 3
+EVENT_FAULT = 4
 
 
 def _arity(fn):
@@ -179,9 +180,18 @@ def _cfunc_vjp_template(key):
     return guarded_cfunc_vjp
 
 
+def _event_template(key):
+    def guarded_event(t, y, theta, out):
+        if key == 0:
+            return 0
+        return 4 * _raised4(kernel, t, y, theta, out)  # noqa: F821 - a global of the copy
+    return guarded_event
+
+
 _TEMPLATES = {"rhs": (_rhs_template, RHS_GUARDED_SIG),
               "vjp": (_vjp_template, VJP_GUARDED_SIG),
-              "jac": (_jac_template, JAC_GUARDED_SIG)}
+              "jac": (_jac_template, JAC_GUARDED_SIG),
+              "event": (_event_template, RHS_GUARDED_SIG)}
 
 
 def _source_key(py_func, options):
@@ -225,7 +235,12 @@ def _cfunc(fn, role, debug=False):
     if isinstance(fn, CFunc):
         template = _cfunc_vjp_template if role == "vjp" else _cfunc_template
     py_func = fn._pyfunc if isinstance(fn, CFunc) else fn.py_func
-    key = _source_key(py_func, opts)
+    return _guard(template, sig, inner, py_func, _source_key(py_func, opts), role)
+
+
+def _guard(template, sig, inner, py_func, key, role):
+    """Compile ``template``'s wrapper around ``inner`` as a cfunc of ``sig``,
+    cached on disk under ``key`` (``None``: not cached)."""
     proto = template(key or 1)
     wrapper = types.FunctionType(proto.__code__, {"kernel": inner, "_raised4": _raised4,
                                                   "_raised6": _raised6}, proto.__name__,
@@ -245,6 +260,30 @@ def _cfunc(fn, role, debug=False):
         cf = nb.cfunc(sig, cache=False)(wrapper)
     cf.nodekit_source = (role, py_func.__name__, inner)
     return _fast_address(cf)
+
+
+def _event_adapter(g):
+    def event_value(t, y, theta, out):
+        out[0] = g(t, y, theta)
+    return event_value
+
+
+_EVENT_KERNELS = {}
+
+
+def event_cfunc(g):
+    """The guarded first-class kernel of the jitted event function
+    ``g(t, y, theta) -> float``: ``kernel(t, y, theta, out)`` writes ``g`` into
+    ``out[0]`` and returns ``EVENT_FAULT`` when ``g`` raised (cached on disk
+    per source of ``g``, and per process per ``g``)."""
+    cf = _EVENT_KERNELS.get(g)
+    if cf is None:
+        opts = {k: v for k, v in g.targetoptions.items() if k in ("fastmath", "boundscheck")}
+        inner = nb.njit(error_model="numpy")(_event_adapter(g))
+        key = _source_key(g.py_func, dict(opts, role="event"))
+        cf = _EVENT_KERNELS[g] = _guard(_event_template, RHS_GUARDED_SIG, inner, g.py_func,
+                                        key, "event")
+    return cf
 
 
 @contextmanager

@@ -178,3 +178,66 @@ def test_compiled_and_interpreted_scans_agree():
     assert fast.t_events[0].size == 7
     np.testing.assert_array_equal(fast.t_events[0], slow.t_events[0])
     np.testing.assert_allclose(fast.y_events[0][:, 0], 2.0, atol=1e-9)
+    # the loop stopped at the 7th crossing instead of running to t = 60
+    assert fast.t_reached == slow.t_reached and fast.nfev < slow.nfev / 3
+    np.testing.assert_array_equal(fast.y, slow.y)
+
+
+@numba.njit(cache=True)
+def pendulum_rhs(t, y, th, out):
+    out[0] = y[1]
+    out[1] = -th[0] * np.sin(y[0])
+
+
+@numba.njit(cache=True)
+def angle_jit(t, y, th):
+    return y[0]
+
+
+@numba.njit(cache=True)
+def speed_jit(t, y, th):
+    return y[1] - 0.3
+
+
+@pytest.mark.parametrize("method, step_size", [("dopri5", None), ("dop853", None),
+                                               ("rk4", 1e-2)])
+@pytest.mark.parametrize("backwards", [False, True])
+def test_events_in_the_loop_equal_the_scan_after_the_solve(method, step_size, backwards):
+    # jitted events on an nk.ODE are located inside the compiled loop; the same
+    # events as Python functions are scanned after the solve on the dense
+    # output: the same crossing test and Brent iteration on the same
+    # interpolants, so the same times to the last bit, in every direction,
+    # with an interpolant that needs extra stages (dop853) and fixed steps
+    ode = nk.ODE(pendulum_rhs)
+    t = np.linspace(0.0, 14.0, 8)
+    if backwards:
+        t = t[::-1]
+    opts = dict(method=method, step_size=step_size, rtol=1e-10, atol=1e-10)
+    fast = nk.solve(ode, [1.0, 0.2], t, [1.3], events=[
+        nk.Event(angle_jit, direction=-1), nk.Event(speed_jit, terminal=3)], **opts)
+    slow = nk.solve(ode, [1.0, 0.2], t, [1.3], events=[
+        nk.Event(lambda t, y, th: y[0], direction=-1),
+        nk.Event(lambda t, y, th: y[1] - 0.3, terminal=3)], **opts)
+    assert fast.status == slow.status == 1 and fast.t_events[1].size == 3
+    assert fast.t_events[0].size >= 1
+    for a, b, ya, yb in zip(fast.t_events, slow.t_events, fast.y_events, slow.y_events):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(ya, yb, rtol=0, atol=1e-14)
+    assert fast.t_reached == slow.t_reached == fast.t_events[1][-1]
+    np.testing.assert_array_equal(np.isnan(fast.y), np.isnan(slow.y))
+    assert fast.nfev < slow.nfev  # stopped early
+    assert "speed_jit" in fast.message
+
+
+@numba.njit
+def raising_event(t, y, th):
+    if t > 0.5:
+        raise ValueError("event out of range")
+    return y[0] - 10.0
+
+
+def test_an_event_that_raises_fails_the_solve_and_is_named():
+    sol = nk.solve(nk.ODE(pendulum_rhs), [1.0, 0.2], np.linspace(0, 2, 5), [1.3],
+                   events=[raising_event])
+    assert sol.status == -4 and not sol.success
+    assert "raising_event" in sol.message and "event out of range" in sol.message

@@ -9,9 +9,11 @@ from nodekit.datasets.spirals import spiral_paths
 from nodekit.models import LatentODE, PoissonProcess, RNNBaseline
 from nodekit.models.latent import (
     check_batch,
+    gaussian_log_likelihood,
     gru_cell,
     kl_to_standard_normal,
     run_cells,
+    run_final,
     sample_poisson_process,
     time_gaps,
 )
@@ -335,6 +337,45 @@ def test_compiled_elman_sequence_against_autograd_and_differences(reverse):
         plus[i], minus[i] = args[i] + 1e-6 * v, args[i] - 1e-6 * v
         fd = (f(*plus, True) - f(*minus, True)) / 2e-6
         assert np.isclose(np.sum(g_c[i] * v), fd, rtol=1e-6)
+    # the final states alone (the encoder's primitive): same values and gradients
+    final = lambda Wx, Wh, b, compiled: anp.sum(
+        run_final("rnn", {"Wx": Wx, "Wh": Wh, "b": b}, X, mask, reverse, compiled) * g_last)
+    assert abs(final(*args, True) - final(*args, False)) < 1e-12
+    g_c = autograd.grad(final, (0, 1, 2))(*args, True)
+    for a, c in zip(autograd.grad(final, (0, 1, 2))(*args, False), g_c):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-13)
+
+
+def test_decoder_log_likelihood_against_autograd_and_differences():
+    from nodekit.nn import Chain, Dense, Tanh
+    from nodekit.nn.decoder import decoder_log_likelihood
+    rng = np.random.default_rng(3)
+    net = Chain(Dense(3, 6), "relu", Dense(6, 2))
+    T, B = 5, 4
+    theta = net.init(rng) + 0.1 * rng.standard_normal(net.n_params)
+    Z, X = rng.standard_normal((T, B, 3)), rng.standard_normal((T, B, 2))
+    mask = (rng.random((T, B)) < 0.7).astype(float)
+    g = rng.standard_normal(B)
+
+    def fused(th, z):
+        return anp.sum(g * decoder_log_likelihood(net, th, z, X, mask, 0.4))
+
+    def composed(th, z):
+        mean = anp.transpose(net.apply(0.0, z, th), (1, 0, 2))
+        return anp.sum(g * gaussian_log_likelihood(np.transpose(X, (1, 0, 2)), mean, 0.4,
+                                                   mask.T))
+
+    assert abs(fused(theta, Z) - composed(theta, Z)) < 1e-12
+    for got, want in zip(autograd.grad(fused, (0, 1))(theta, Z),
+                         autograd.grad(composed, (0, 1))(theta, Z)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    g_th, g_z = autograd.grad(fused, (0, 1))(theta, Z)
+    v_th, v_z = rng.standard_normal(theta.shape), rng.standard_normal(Z.shape)
+    fd = (fused(theta + 1e-6 * v_th, Z + 1e-6 * v_z)
+          - fused(theta - 1e-6 * v_th, Z - 1e-6 * v_z)) / 2e-6
+    assert np.isclose(np.sum(g_th * v_th) + np.sum(g_z * v_z), fd, rtol=1e-6)
+    with pytest.raises(TypeError, match="Dense and ReLU layers"):
+        decoder_log_likelihood(Chain(Dense(3, 2), Tanh()), np.zeros(8), Z, X, mask, 0.4)
 
 
 def test_compiled_and_autograd_cells_give_the_same_models():

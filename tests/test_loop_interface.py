@@ -164,7 +164,7 @@ def test_each_system_type_has_its_compiled_loop(kind):
 
 def test_systems_name_their_fields():
     assert _kernels.SYSTEMS == (_kernels.OdeSystem, _kernels.AdjointSystem,
-                                _kernels.InterpolatedSystem)
+                                _kernels.InterpolatedSystem, _kernels.EventSystem)
     ode, adj, interp = (s for s, _ in _systems())
     assert ode._fields == ("rhs", "theta")
     assert (adj.n, adj.p, adj.quadrature) == (2, 4, True)

@@ -37,8 +37,8 @@ def _random(model, seed, batch=4, scale=1.0):
     return 0.37, y, theta, a
 
 
-def _check_model(model, seed=0, scale=1.0, rtol_fd=1e-6):
-    t, y, theta, a = _random(model, seed, scale=scale)
+def _check_model(model, seed=0, scale=1.0, rtol_fd=1e-6, batch=4):
+    t, y, theta, a = _random(model, seed, batch=batch, scale=scale)
     # rhs kernel == autograd-NumPy forward
     np.testing.assert_allclose(model.rhs(t, y, theta), model.apply(t, y, theta),
                                rtol=1e-13, atol=1e-14)
@@ -96,6 +96,47 @@ def test_fast_tanh_within_few_ulp():
     assert rel.max() < 4 * np.finfo(float).eps
     nan = model.rhs(0.0, np.array([[np.nan], [np.inf], [-np.inf]]), np.empty(0))[:, 0]
     assert np.isnan(nan[0]) and nan[1] == 1.0 and nan[2] == -1.0
+
+
+def test_fast_expm1_within_few_ulp():
+    # ELU's negative branch: expm1 from arithmetic (vectorised), x <= 0 only
+    model = Sequential(ELU(), dim=1)
+    x = np.concatenate([-np.linspace(0, 60, 20001), -np.geomspace(1e-300, 1, 500),
+                        [-np.log(2) / 2, np.nextafter(-np.log(2) / 2, 0), -40.0, -745.0]])
+    got = model.rhs(0.0, x[:, None], np.empty(0))[:, 0]
+    ref = np.expm1(x)
+    rel = np.abs(got - ref) / np.maximum(np.abs(ref), np.finfo(float).tiny)
+    assert rel.max() < 4 * np.finfo(float).eps
+    special = model.rhs(0.0, np.array([[np.nan], [-np.inf], [np.inf]]), np.empty(0))[:, 0]
+    assert np.isnan(special[0]) and special[1] == -1.0 and special[2] == np.inf
+
+
+def test_batched_kernels_match_row_loops_autograd_and_differences():
+    # a hidden-to-hidden layer of 16: batches of BATCH_MIN_ROWS rows or more run
+    # as matrix products; every kind of layer placement (input map, time
+    # column, elementwise last layer) against the row loops and autograd
+    model = Sequential(Power(3), TimeDense(3, 16), "elu", Dense(16, 16), "tanh", Dense(16, 3),
+                       "sigmoid")
+    assert codegen.is_batched(model) and "_vjp_batch" in model.source
+    assert not codegen.is_batched(Sequential(Dense(2, 50), "tanh", Dense(50, 2)))
+    rows = codegen.BATCH_MIN_ROWS + 9
+    _check_model(model, seed=4, batch=rows, scale=0.7)
+    _check_model(model, seed=5, batch=3, scale=0.7)          # the row loops
+    t, y, theta, a = _random(model, 6, batch=rows)
+    k, y, a = model.kernels, y.ravel(), a.ravel()
+    outs = {}
+    for path in ("rows", "batch"):
+        f, gy, gth = np.empty_like(y), np.empty_like(y), np.zeros(model.n_params)
+        getattr(k, f"_rhs_{path}")(t, y, theta, f, 0, rows)
+        gt = getattr(k, f"_vjp_{path}")(t, y, theta, a, gy, gth, 0, rows)
+        outs[path] = (f, gy, gth, gt)
+    for x_rows, x_batch in zip(outs["rows"], outs["batch"]):
+        np.testing.assert_allclose(x_batch, x_rows, rtol=1e-13, atol=1e-14)
+    # a sub-range of rows leaves the others alone
+    f = np.zeros_like(y)
+    k._rhs_batch(t, y, theta, f, 2, rows)
+    np.testing.assert_array_equal(f[:2 * model.dim], 0.0)
+    np.testing.assert_allclose(f[2 * model.dim:], outs["rows"][0][2 * model.dim:], rtol=1e-13)
 
 
 def test_single_and_batched_state():

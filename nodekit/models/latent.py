@@ -41,8 +41,9 @@ import numpy as np
 
 from .._checks import check_options
 from ..nn import MLP, Chain, Dense
+from ..nn.decoder import decoder_log_likelihood
 from ..nn.model import check_theta_shape
-from ..nn.recurrent import elman_sequence, last_update, take_rows
+from ..nn.recurrent import elman_final, elman_sequence, last_update, take_rows
 from ..primitive import _ODEINT_OPTIONS, odeint
 
 #: Recurrent cells of the encoder.
@@ -269,6 +270,17 @@ def run_cells(cell, p, inputs, mask, reverse=False, compiled=True):
     return anp.stack(new, axis=1), h
 
 
+def run_final(cell, p, inputs, mask, reverse=False, compiled=True):
+    """The final states (B, H) of a masked cell run (see :func:`run_cells`).
+
+    The compiled Elman cell returns them alone
+    (:func:`nodekit.nn.recurrent.elman_final`), without the states at every time.
+    """
+    if cell == "rnn" and compiled:
+        return elman_final(p["Wx"], p["Wh"], p["b"], inputs, mask, reverse)
+    return run_cells(cell, p, inputs, mask, reverse, compiled)[1]
+
+
 def gaussian_log_likelihood(x, mean, std, mask):
     """``sum`` over observed points and features of ``log N(x | mean, std^2)``: (B,).
 
@@ -398,8 +410,8 @@ class LatentODE:
     def _encode(self, theta, batch):
         inputs = np.concatenate([batch.x, time_gaps(batch)[:, :, None]], axis=2)
         p = cell_params(self.parts, theta, "enc", self.encoder, self.obs_dim + 1)
-        h = run_cells(self.encoder, p, inputs, batch.mask, reverse=True,
-                      compiled=self.compiled_cells)[1]
+        h = run_final(self.encoder, p, inputs, batch.mask, reverse=True,
+                      compiled=self.compiled_cells)
         out = self.parts.apply("enc.out", theta, h)
         return out[:, :self.latent_dim], out[:, self.latent_dim:]
 
@@ -467,10 +479,12 @@ class LatentODE:
         z0 = mu + anp.exp(0.5 * logvar) * eps
         grid, skip = _solve_grid(batch.t0, batch.t)
         zs = _drop_leading(self.latent_trajectory(theta, z0, grid, stats=stats), skip)
-        xs = anp.transpose(self.decode(theta, zs), (1, 0, 2))
-        value = (gaussian_log_likelihood(batch.x, xs, self.noise_std, batch.mask)
-                 - kl_to_standard_normal(mu, logvar))
-        return _reduce(value, reduction)
+        # decoder and likelihood as one primitive (time-major, like the solve's output)
+        loglik = decoder_log_likelihood(
+            self.parts.nets["dec"], theta[self.parts.slices["dec"]], zs,
+            np.ascontiguousarray(np.transpose(batch.x, (1, 0, 2))),
+            np.ascontiguousarray(batch.mask.T, dtype=np.float64), self.noise_std)
+        return _reduce(loglik - kl_to_standard_normal(mu, logvar), reduction)
 
     def _noise(self, eps, seed, shape):
         if eps is None:
@@ -806,6 +820,7 @@ __all__ = [
     "kl_to_standard_normal",
     "rnn_cell",
     "run_cells",
+    "run_final",
     "sample_poisson_process",
     "time_gaps",
 ]

@@ -13,11 +13,15 @@ if that cannot be written, a private folder in the system's temporary
 directory.  A cached file is used only if it equals the generated source.
 Delete the folder to force regeneration.
 """
+from pathlib import Path
+
 from .. import _codecache
 from ..ode import ODE
+from . import fastmath
+from .layers import Dense
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -27,50 +31,9 @@ KIND = "nn"
 #: still reach the solver's checks.
 FASTMATH = {"arcp", "contract", "nsz", "reassoc"}
 
-#: ``tanh`` from arithmetic only, so that loops over a layer vectorise (libm's
-#: ``tanh`` is a scalar call, and the hot spot of a tanh network).  Cephes'
-#: rational approximation for |x| < 0.625; else ``1 - 2/(exp(2|x|) + 1)`` with
-#: Cephes' ``exp`` (Cody-Waite reduction, Pade form) and ``2**n`` by binary
-#: powers.  Within 2 ulp of ``np.tanh`` (tested); NaN in, NaN out.
-TANH_SOURCE = '''
-@numba.njit(inline="always", error_model="numpy")
-def _tanh(x):
-    ax = abs(x)
-    s = x * x
-    p = (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s \\
-        - 1.61468768441708447952e3
-    q = ((s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3) * s \\
-        + 4.84406305325125486048e3
-    small = x + x * s * (p / q)
-    z = min(2.0 * ax, 40.0)
-    n = np.floor(z * 1.4426950408889634073599 + 0.5)
-    r = z - n * 6.93145751953125e-1 - n * 1.42860682030941723212e-6
-    rr = r * r
-    px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
-              + 9.99999999999999999910e-1)
-    qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
-          + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0
-    e = 1.0 + 2.0 * px / (qx - px)
-    m = n
-    h = np.floor(m * 0.5)
-    e *= 2.0 if m - 2.0 * h > 0.5 else 1.0
-    m = h
-    h = np.floor(m * 0.5)
-    e *= 4.0 if m - 2.0 * h > 0.5 else 1.0
-    m = h
-    h = np.floor(m * 0.5)
-    e *= 16.0 if m - 2.0 * h > 0.5 else 1.0
-    m = h
-    h = np.floor(m * 0.5)
-    e *= 256.0 if m - 2.0 * h > 0.5 else 1.0
-    m = h
-    h = np.floor(m * 0.5)
-    e *= 65536.0 if m - 2.0 * h > 0.5 else 1.0
-    e *= 4294967296.0 if h > 0.5 else 1.0
-    big = 1.0 - 2.0 / (e + 1.0)
-    big = big if x >= 0.0 else -big
-    return small if ax < 0.625 else big
-'''
+#: ``_tanh`` and ``_expm1`` from arithmetic only (:mod:`nodekit.nn.fastmath`,
+#: whose text is pasted into every generated module).
+MATH_SOURCE = Path(fastmath.__file__).read_text()
 
 
 class _Slot:
@@ -83,6 +46,31 @@ class _Slot:
         self.params = params               # offsets of the layer's parameters
         self.need_input_grad = True
 
+
+class _Arrays:
+    """The arrays one layer reads and writes in the batched kernels: names of
+    2-D arrays (rows, width), each with a flat view named with ``_f``."""
+
+    def __init__(self, n_in, n_out, k, params):
+        self.n_in, self.n_out = n_in, n_out
+        self.zi, self.zo = f"z{k}", f"z{k + 1}"      # forward input/output
+        self.gi, self.go = f"g{k}", f"g{k + 1}"      # backward input/output cotangents
+        self.params = params
+        self.need_input_grad = True
+
+
+#: Batches of at least this many rows run the batched kernels (a few matrix
+#: products per layer, BLAS's ``dgemm``, and elementwise loops over whole
+#: layers); smaller ones the row loops, which have no call overheads.
+#: Measured on the latent-ODE dynamics 4-20-20-4 (ELU) and the spiral
+#: dynamics 2-50-2 (tanh); see docs/nn.md.
+BATCH_MIN_ROWS = 32
+
+#: Serial networks get batched kernels only if they have an affine layer with
+#: at least this many inputs and outputs (a hidden-to-hidden matrix): the
+#: batched kernels double to triple the compile time of a network, and pay
+#: off where a layer's matrix product is big enough for BLAS (docs/nn.md).
+BATCH_MIN_WIDTH = 16
 
 #: Rows per chunk of the parallel row loops; a batch of at least two chunks
 #: is split over Numba's threads (``NUMBA_NUM_THREADS``, or
@@ -98,14 +86,31 @@ PARALLEL_MIN_PARAMS = 1000
 SERIAL_SOURCE = '''
 @numba.njit(cache=True)
 def nn_rhs(t, y, theta, out):
-    _rhs_rows(t, y, theta, out, 0, y.size // {d})
+    {rhs}(t, y, theta, out, 0, y.size // {d})
 
 
 @numba.njit(cache=True)
 def nn_vjp(t, y, theta, a, out_y, out_theta):
     for k in range({p}):
         out_theta[k] = 0.0
-    return _vjp_rows(t, y, theta, a, out_y, out_theta, 0, y.size // {d})
+    return {vjp}(t, y, theta, a, out_y, out_theta, 0, y.size // {d})
+'''
+
+#: Rows ``r0:r1`` by the row loops or the batched kernels, by their number.
+RANGE_SOURCE = '''
+@numba.njit(**_OPTS)
+def _rhs_range(t, y, theta, out, r0, r1):
+    if r1 - r0 < {batch_min}:
+        _rhs_rows(t, y, theta, out, r0, r1)
+    else:
+        _rhs_batch(t, y, theta, out, r0, r1)
+
+
+@numba.njit(**_OPTS)
+def _vjp_range(t, y, theta, a, out_y, out_theta, r0, r1):
+    if r1 - r0 < {batch_min}:
+        return _vjp_rows(t, y, theta, a, out_y, out_theta, r0, r1)
+    return _vjp_batch(t, y, theta, a, out_y, out_theta, r0, r1)
 '''
 
 #: Entry kernels of a parallel network: fewer than two chunks of rows run in
@@ -177,13 +182,90 @@ def is_parallel(model):
     return model.n_params >= PARALLEL_MIN_PARAMS
 
 
+def is_batched(model):
+    """Whether the kernels of ``model`` run batches of :data:`BATCH_MIN_ROWS`
+    rows or more as matrix products (serial networks with a layer of at
+    least :data:`BATCH_MIN_WIDTH` inputs and outputs)."""
+    return not is_parallel(model) and any(
+        isinstance(layer, Dense) and min(layer.n_in, layer.n_out) >= BATCH_MIN_WIDTH
+        for layer in model.layers)
+
+
 def _indent(lines, n):
     pad = " " * n
     return [pad + line for line in lines]
 
 
+def _batch_source(model):
+    """Source of ``_rhs_batch`` and ``_vjp_batch``: rows ``r0:r1`` all at once.
+
+    Layer ``k`` maps ``z{k}`` (rows, widths[k]) to ``z{k+1}``; ``z0`` is a view
+    of the rows of ``y``, the others views of one buffer allocated per call.
+    Backwards, layer ``k`` maps the cotangent ``g{k+1}`` to ``g{k}``
+    (``g{L}`` a view of ``a``; the others alternate between two halves of a
+    second buffer).  The results are copied to ``out`` and ``out_y`` at the
+    end, so these may alias the inputs as with the row loops.
+    """
+    widths, n_layers = model.widths, len(model.layers)
+    d = widths[0]
+    slots = [_Arrays(widths[k], widths[k + 1], k, [off for _, off, _ in model.layout[k]])
+             for k in range(n_layers)]
+    z_off = [0]
+    for w in widths[1:]:
+        z_off.append(z_off[-1] + w)
+    views = [f"z0_f = y[r0 * {d}:r1 * {d}]", f"z0 = z0_f.reshape((n, {d}))"]
+    views += [line for k, w in enumerate(widths[1:], 1) for line in (
+        f"z{k}_f = buf[n * {z_off[k - 1]}:n * {z_off[k]}]",
+        f"z{k} = z{k}_f.reshape((n, {w}))")]
+    forward = []
+    for k, layer in enumerate(model.layers):
+        forward.append(f"# layer {k}: {layer!r}")
+        forward += layer.forward_batch(slots[k])
+    g_max = max(widths)
+    gviews = [f"g{n_layers}_f = a[r0 * {d}:r1 * {d}]",
+              f"g{n_layers} = g{n_layers}_f.reshape((n, {d}))"]
+    for k in range(n_layers):
+        half = (k % 2) * 1
+        gviews += [f"g{k}_f = gbuf[n * {half * g_max}:n * {half * g_max + widths[k]}]",
+                   f"g{k} = g{k}_f.reshape((n, {widths[k]}))"]
+    backward = []
+    for k in reversed(range(n_layers)):
+        backward.append(f"# layer {k}: {model.layers[k]!r}")
+        backward += model.layers[k].backward_batch(slots[k])
+    n_dw = max([widths[k] * widths[k + 1] for k, layer in enumerate(model.layers)
+                if isinstance(layer, Dense)] + [1])
+    head = ["    n = r1 - r0",
+            f"    buf = np.empty(n * {z_off[-1]})",
+            *_indent(views, 4)]
+    return "\n".join([
+        "@numba.njit(**_OPTS)",
+        "def _rhs_batch(t, y, theta, out, r0, r1):",
+        *head,
+        *_indent(forward, 4),
+        f"    for k in range(z{n_layers}_f.size):",
+        f"        out[r0 * {d} + k] = z{n_layers}_f[k]",
+        "",
+        "",
+        "@numba.njit(**_OPTS)",
+        "def _vjp_batch(t, y, theta, a, out_y, out_theta, r0, r1):",
+        "    # adds a . df/dtheta over rows r0:r1 to out_theta; returns a . df/dt",
+        *head,
+        *_indent(forward, 4),
+        f"    gbuf = np.empty(n * {2 * g_max})",
+        f"    dw = np.empty({n_dw})",
+        f"    col = np.empty({g_max})",
+        "    dt = 0.0",
+        *_indent(gviews, 4),
+        *_indent(backward, 4),
+        "    for k in range(g0_f.size):",
+        f"        out_y[r0 * {d} + k] = g0_f[k]",
+        "    return dt",
+    ])
+
+
 def generate(model):
     """Python source of the ``nn_rhs`` and ``nn_vjp`` kernels of ``model``."""
+    batched = is_batched(model)
     widths = model.widths
     d, n_layers = widths[0], len(model.layers)
     z_off = [0]
@@ -228,7 +310,7 @@ def generate(model):
         "# No 'nnan'/'ninf': NaN and inf still propagate to the solver's checks.",
         f"_OPTS = dict(cache=True, error_model='numpy', fastmath=set({sorted(FASTMATH)!r}))",
         "",
-        TANH_SOURCE,
+        MATH_SOURCE,
         "",
         "@numba.njit(**_OPTS)",
         "def _rhs_rows(t, y, theta, out, r0, r1):",
@@ -260,8 +342,12 @@ def generate(model):
         "    return dt",
         "",
         "",
+        *([_batch_source(model), "", RANGE_SOURCE.format(batch_min=BATCH_MIN_ROWS), ""]
+          if batched else []),
         (PARALLEL_SOURCE if is_parallel(model) else SERIAL_SOURCE).format(
-            d=d, p=model.n_params, chunk=CHUNK_ROWS),
+            d=d, p=model.n_params, chunk=CHUNK_ROWS,
+            rhs="_rhs_range" if batched else "_rhs_rows",
+            vjp="_vjp_range" if batched else "_vjp_rows"),
         "",
     ]
     return "\n".join(src)

@@ -6,9 +6,16 @@ renderings of the same math.
   the scratch slice ``s[c.zi : c.zi + n_in]`` and writing ``s[c.zo : ...]``;
 * ``backward(c)``: Numba source lines turning the cotangent of the output
   ``s[c.go : ...]`` into that of the input ``s[c.gi : ...]`` and accumulating
-  ``a . df/dtheta`` into ``out_theta`` (and ``a . df/dt`` into ``dt``).
+  ``a . df/dtheta`` into ``out_theta`` (and ``a . df/dt`` into ``dt``);
+* ``forward_batch(c)``, ``backward_batch(c)``: the same for all rows at once,
+  on 2-D arrays of shape (rows, width) named ``c.zi``, ``c.zo``, ``c.gi``,
+  ``c.go`` (with 1-D views of the same memory named with the suffix
+  ``_f``); affine layers are matrix products (``np.dot``, which Numba
+  hands to BLAS), elementwise maps loops over the flat views.
 
-A layer never allocates: all rows share one scratch buffer per kernel call.
+A layer never allocates: all rows share the scratch buffers of one kernel call
+(and the batch renderings one small buffer ``dw`` for a weight gradient and
+``col`` for the column sums of a cotangent).
 """
 import math
 
@@ -177,6 +184,42 @@ class Dense(Layer):
         return lines
 
 
+    def _weights(self, c):
+        """Source of the (n_in, n_out) weight matrix as a view of ``theta``."""
+        w, ni, no = c.params[0], self.n_in, self.n_out
+        return f"theta[{w}:{w + ni * no}].reshape(({ni}, {no}))"
+
+    def forward_batch(self, c):
+        no, b = self.n_out, c.params[1]
+        wt = c.params[0] + self.n_in * no
+        bias = f"theta[{b} + j]" + (f" + t * theta[{wt} + j]" if self.has_time else "")
+        return [f"np.dot({c.zi}, {self._weights(c)}, {c.zo})",
+                f"for r in range({c.zo}.shape[0]):",
+                f"    for j in range({no}):",
+                f"        {c.zo}[r, j] += {bias}"]
+
+    def backward_batch(self, c):
+        ni, no, w, b = self.n_in, self.n_out, c.params[0], c.params[1]
+        wt = w + ni * no
+        lines = [f"np.dot({c.zi}.T, {c.go}, dw[:{ni * no}].reshape(({ni}, {no})))",
+                 f"for k in range({ni * no}):",
+                 f"    out_theta[{w} + k] += dw[k]",
+                 f"for j in range({no}):",
+                 "    col[j] = 0.0",
+                 f"for r in range({c.go}.shape[0]):",
+                 f"    for j in range({no}):",
+                 f"        col[j] += {c.go}[r, j]",
+                 f"for j in range({no}):",
+                 f"    out_theta[{b} + j] += col[j]"]
+        if self.has_time:
+            lines += [f"for j in range({no}):",
+                      f"    out_theta[{wt} + j] += t * col[j]",
+                      f"    dt += theta[{wt} + j] * col[j]"]
+        if c.need_input_grad:
+            lines += [f"np.dot({c.go}, {self._weights(c)}.T, {c.gi})"]
+        return lines
+
+
 class TimeDense(Dense):
     """Affine layer of ``[h, t]`` (the time-concatenating layer of the paper's
     ODE-Net blocks): ``h @ W[:n_in] + t * W[n_in] + b``, ``W`` of shape
@@ -223,6 +266,21 @@ class Elementwise(Layer):
                 f"    fx = s[{c.zo} + i]",
                 f"    g = s[{c.go} + i]",
                 f"    s[{c.gi} + i] = {self.grad_expr}"]
+
+
+    def forward_batch(self, c):
+        return [f"for k in range({c.zi}_f.size):",
+                f"    x = {c.zi}_f[k]",
+                f"    {c.zo}_f[k] = {self.expr}"]
+
+    def backward_batch(self, c):
+        if not c.need_input_grad:
+            return []
+        return [f"for k in range({c.zi}_f.size):",
+                f"    x = {c.zi}_f[k]",
+                f"    fx = {c.zo}_f[k]",
+                f"    g = {c.go}_f[k]",
+                f"    {c.gi}_f[k] = {self.grad_expr}"]
 
 
 class Tanh(Elementwise):
@@ -282,7 +340,7 @@ class ELU(Elementwise):
 
     @property
     def expr(self):
-        return f"x if x > 0.0 else {self.alpha!r} * math.expm1(x)"
+        return f"x if x > 0.0 else {self.alpha!r} * _expm1(x)"
 
     @property
     def grad_expr(self):

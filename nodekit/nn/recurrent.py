@@ -1,4 +1,4 @@
-"""A compiled Elman RNN over a masked batch of sequences, as one autograd primitive.
+"""A compiled Elman RNN over a masked batch of sequences, as autograd primitives.
 
 ``elman_sequence(Wx, Wh, b, X, mask, reverse)`` runs the cell
 ``h' = tanh(x Wx + h Wh + b)`` over the time axis of ``X`` (B, T, k) from a zero
@@ -6,22 +6,32 @@ state, forwards or backwards, and returns the new state computed at every time,
 ``Hnew`` (B, T, H).  Row ``r`` carries ``Hnew[r, j]`` on only where
 ``mask[r, j]`` is True; elsewhere its state passes through unchanged.  This is
 how a batch of sequences with their own observation times is run on the union
-of the times (see :mod:`nodekit.models.latent`).
+of the times (see :mod:`nodekit.models.latent`).  ``elman_final(...)`` runs the
+same and returns only the state each row carries at the end (B, H): all an
+encoder needs, without a (B, T, H) array to return and to receive a
+cotangent for.
 
-The forward pass runs every row of the batch at once per time (matrix
-products and NumPy's vectorised ``tanh``) and the reverse sweep is a Numba
-kernel, likewise over the whole batch per time: one primitive per sequence
-run, instead of several autograd primitives per time step (which dominated
-the encoder's cost).  The VJP with respect to ``Wx``, ``Wh``, ``b``
-is analytic (backpropagation through time, reading the states back from
-the output), checked against the autograd-NumPy cell and central
-differences in the tests.  ``X`` and ``mask``
-are data (not differentiated).
+Both are Numba kernels over the whole batch per time: one matrix product
+for the input terms of all times, then per time one ``(B, H) x (H, H)``
+product (BLAS) and a loop applying ``tanh`` (the vectorisable one of
+:mod:`nodekit.nn.fastmath`) and the masked state update.  The states are
+kept time-major (T, B, H), so each time's block is contiguous.  The VJP with
+respect to ``Wx``, ``Wh``, ``b`` is analytic (backpropagation through time,
+reading the states back from the forward pass: the output of
+``elman_sequence``; for ``elman_final`` the states it keeps beside its output
+for as long as the output lives), checked against the autograd-NumPy cell
+and central differences in the tests.  ``X`` and ``mask`` are data (not
+differentiated).
+
+The kernels call :func:`nodekit.nn.fastmath._tanh`; Numba's disk cache of this
+module does not notice a change there (bump a kernel here when editing it).
 """
-
 import numba
 import numpy as np
 from autograd.extend import defvjp, defvjp_argnums, primitive
+
+from ._stash import keep, take
+from .fastmath import _tanh
 
 #: Reassociation lets the dot products vectorise; no 'nnan'/'ninf', so
 #: non-finite values still propagate.
@@ -29,73 +39,102 @@ _OPTS = {"cache": True, "error_model": "numpy",
          "fastmath": {"arcp", "contract", "nsz", "reassoc"}}
 
 
-def _forward(X, mask, Wx, Wh, b, reverse, Hnew):
-    """All rows advance together, one time at a time, in NumPy: the input
-    products for every time in one matrix product, then per time one
-    ``(B, H) x (H, H)`` product, ``tanh`` and the masked state update.
-
-    NumPy rather than Numba here: NumPy's vectorised ``tanh`` is about ten
-    times faster than the scalar ``math.tanh`` a Numba loop calls, and
-    ``tanh`` is most of the work (measured: 44 ms against 146 ms for 1000
-    sequences of 100 times, 25 units).
-    """
-    B, T, _ = X.shape
-    H = b.size
-    Z = np.matmul(X.transpose(1, 0, 2), Wx)     # (T, B, H): contiguous per time
-    Z += b
-    h = np.zeros((B, H))                       # the state each row carries
-    hW = np.empty((B, H))
-    carried = np.ascontiguousarray(mask.T)[:, :, None]
+@numba.njit(**_OPTS)
+def _forward(X, mask, Wx, Wh, b, reverse, H):
+    """New states ``H`` (T, B, Hd) of the masked cell over ``X`` (T, B, k),
+    ``mask`` (T, B), all time-major; returns the final carried states (B, Hd)."""
+    T, B, k = X.shape
+    Hd = b.size
+    np.dot(X.reshape((T * B, k)), Wx, H.reshape((T * B, Hd)))
+    h = np.zeros((B, Hd))          # the state each row carries
+    hW = np.empty((B, Hd))
     for step in range(T):
         j = T - 1 - step if reverse else step
-        np.matmul(h, Wh, out=hW)
-        Z[j] += hW
-        np.tanh(Z[j], out=Z[j])
-        np.copyto(h, Z[j], where=carried[j])
-    Hnew[...] = Z.transpose(1, 0, 2)
+        np.dot(h, Wh, hW)
+        Hj = H[j]
+        for r in range(B):
+            carried = mask[j, r]
+            for i in range(Hd):
+                y = _tanh(Hj[r, i] + b[i] + hW[r, i])
+                Hj[r, i] = y
+                h[r, i] = y if carried else h[r, i]
+    return h
 
 
 @numba.njit(**_OPTS)
-def _backward(X, mask, Wh, reverse, Hnew, G, dWx, dWh, db):
+def _backward(X, mask, Wh, reverse, H, G, g_final, dWx, dWh, db):
     """Reverse sweep over the times, all rows together (BLAS products per
-    time); the state each row carried into a time is read back from ``Hnew``."""
-    B, T, k = X.shape
-    H = Wh.shape[0]
-    prev = np.empty((B, T), dtype=np.int64)  # per row and time: whose state was carried in
-    for r in range(B):
-        last = -1
-        for step in range(T):
-            j = T - 1 - step if reverse else step
-            prev[r, j] = last
-            if mask[r, j]:
-                last = j
-    gh = np.zeros((B, H))       # dL/d(state carried out of the current time)
-    da = np.empty((B, H))
-    hin = np.empty((B, H))
-    x = np.empty((B, k))
-    WhT = np.ascontiguousarray(Wh.T)
-    for step in range(T - 1, -1, -1):
+    time), adding the gradients to ``dWx``, ``dWh``, ``db``.  ``G`` (T, B, Hd)
+    is the cotangent of every new state (or of shape (0, 0, 0) for none),
+    ``g_final`` (B, Hd) that of the final carried states; the state each row
+    carried into a time is read back from ``H``."""
+    T, B, k = X.shape
+    Hd = Wh.shape[0]
+    has_g = G.shape[0] > 0
+    prev = np.empty((T, B), dtype=np.int64)  # per time and row: whose state was carried in
+    last = np.full(B, -1, dtype=np.int64)
+    for step in range(T):
         j = T - 1 - step if reverse else step
         for r in range(B):
-            carried = mask[r, j]
-            p = prev[r, j]
-            for q in range(k):
-                x[r, q] = X[r, j, q]
-            for i in range(H):
-                g = G[r, j, i] + (gh[r, i] if carried else 0.0)
-                y = Hnew[r, j, i]
+            prev[j, r] = last[r]
+            if mask[j, r]:
+                last[r] = j
+    gh = g_final.copy()         # dL/d(state carried out of the current time)
+    da = np.empty((B, Hd))
+    hin = np.empty((B, Hd))
+    back = np.empty((B, Hd))
+    dx = np.empty((k, Hd))
+    dh = np.empty((Hd, Hd))
+    for step in range(T - 1, -1, -1):
+        j = T - 1 - step if reverse else step
+        Hj = H[j]
+        for r in range(B):
+            carried = mask[j, r]
+            p = prev[j, r]
+            for i in range(Hd):
+                g = (G[j, r, i] if has_g else 0.0) + (gh[r, i] if carried else 0.0)
+                y = Hj[r, i]
                 da[r, i] = g * (1.0 - y * y)
+                hin[r, i] = H[p, r, i] if p >= 0 else 0.0
+                # the state before this time reached it only through da
+                gh[r, i] = 0.0 if carried else gh[r, i]
+            for i in range(Hd):
                 db[i] += da[r, i]
-                hin[r, i] = Hnew[r, p, i] if p >= 0 else 0.0
-                if carried:     # the state before this time reached it only through da
-                    gh[r, i] = 0.0
-        dWx += np.dot(x.T, da)
-        dWh += np.dot(hin.T, da)
-        gh += np.dot(da, WhT)
+        np.dot(X[j].T, da, dx)
+        np.dot(hin.T, da, dh)
+        np.dot(da, Wh.T, back)
+        dWx += dx
+        dWh += dh
+        gh += back
 
 
 def _contiguous(*arrays):
     return tuple(np.ascontiguousarray(a, dtype=np.float64) for a in arrays)
+
+
+def _time_major(X, mask):
+    return (np.ascontiguousarray(np.transpose(X, (1, 0, 2)), dtype=np.float64),
+            np.ascontiguousarray(np.transpose(mask), dtype=np.bool_))
+
+
+def _run(Wx, Wh, b, X, mask, reverse):
+    """Time-major inputs, states (T, B, H) and final states (B, H)."""
+    Xt, mt = _time_major(X, mask)
+    Wx, Wh, b = _contiguous(Wx, Wh, b)
+    H = np.empty(Xt.shape[:2] + (b.size,))
+    h = _forward(Xt, mt, Wx, Wh, b, bool(reverse), H)
+    return Xt, mt, H, h
+
+
+def _gradients(argnums, Wx, Wh, b, Xt, mt, reverse, H, G, g_final):
+    dWx, dWh, db = np.zeros(np.shape(Wx)), np.zeros(np.shape(Wh)), np.zeros(np.shape(b))
+    _backward(Xt, mt, _contiguous(Wh)[0], bool(reverse), H, G, g_final, dWx, dWh, db)
+    grads = {0: dWx, 1: dWh, 2: db}
+    return tuple(grads[i] for i in argnums)
+
+
+def _reverse_flag(args, kwargs):
+    return kwargs.get("reverse", args[5] if len(args) > 5 else False)
 
 
 @primitive
@@ -121,29 +160,59 @@ def elman_sequence(Wx, Wh, b, X, mask, reverse=False):
         ``r`` carries into time ``j`` (zero before its first update).
         Differentiable (autograd) in ``Wx``, ``Wh`` and ``b``.
     """
-    X, Wx, Wh, b = _contiguous(X, Wx, Wh, b)
-    mask = np.ascontiguousarray(mask, dtype=np.bool_)
-    Hnew = np.empty(X.shape[:2] + (b.size,))
-    _forward(X, mask, Wx, Wh, b, bool(reverse), Hnew)
-    return Hnew
+    H = _run(Wx, Wh, b, X, mask, reverse)[2]
+    return np.transpose(H, (1, 0, 2)).copy()
 
 
-def _vjp(argnums, ans, args, kwargs):
+def _sequence_vjp(argnums, ans, args, kwargs):
     Wx, Wh, b, X, mask = args[:5]
-    reverse = kwargs.get("reverse", args[5] if len(args) > 5 else False)
+    reverse = _reverse_flag(args, kwargs)
 
     def vjp(G):
-        dWx, dWh, db = np.zeros(np.shape(Wx)), np.zeros(np.shape(Wh)), np.zeros(np.shape(b))
-        Xc, Whc, ansc, Gc = _contiguous(X, Wh, ans, G)
-        _backward(Xc, np.ascontiguousarray(mask, dtype=np.bool_), Whc, bool(reverse), ansc,
-                  Gc, dWx, dWh, db)
-        grads = {0: dWx, 1: dWh, 2: db}
-        return tuple(grads[i] for i in argnums)
+        Xt, mt = _time_major(X, mask)
+        H = np.ascontiguousarray(np.transpose(ans, (1, 0, 2)))
+        Gt = np.ascontiguousarray(np.transpose(G, (1, 0, 2)), dtype=np.float64)
+        B, _, Hd = np.shape(ans)
+        return _gradients(argnums, Wx, Wh, b, Xt, mt, reverse, H, Gt, np.zeros((B, Hd)))
 
     return vjp
 
 
-defvjp_argnums(elman_sequence, _vjp)
+defvjp_argnums(elman_sequence, _sequence_vjp)
+
+@primitive
+def elman_final(Wx, Wh, b, X, mask, reverse=False):
+    """The state each row of a masked batch carries after the Elman RNN's last update.
+
+    The same run as :func:`elman_sequence` (same arguments), returning only
+    the final carried states: ``Hnew[r, j]`` at the last time ``j`` where
+    ``mask[r, j]`` (the first, if ``reverse``).
+
+    Returns
+    -------
+    ndarray, shape (B, H)
+        Differentiable (autograd) in ``Wx``, ``Wh`` and ``b``.
+    """
+    Xt, mt, H, h = _run(Wx, Wh, b, X, mask, reverse)
+    return keep(h, (Xt, mt, H))
+
+
+def _final_vjp(argnums, ans, args, kwargs):
+    Wx, Wh, b, X, mask = args[:5]
+    reverse = _reverse_flag(args, kwargs)
+    run = take(ans)
+    if run is None:     # not the array elman_final returned: run the forward pass again
+        run = _run(Wx, Wh, b, X, mask, reverse)[:3]
+
+    def vjp(g):
+        Xt, mt, H = run
+        return _gradients(argnums, Wx, Wh, b, Xt, mt, reverse, H, np.zeros((0, 0, 0)),
+                          np.ascontiguousarray(g, dtype=np.float64))
+
+    return vjp
+
+
+defvjp_argnums(elman_final, _final_vjp)
 
 
 @primitive
@@ -176,4 +245,4 @@ def last_update(mask, reverse=False):
     return mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
 
 
-__all__ = ["elman_sequence", "last_update", "take_rows"]
+__all__ = ["elman_final", "elman_sequence", "last_update", "take_rows"]

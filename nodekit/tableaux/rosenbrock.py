@@ -21,7 +21,8 @@ same output interpolation serves both families.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy as np
 from .core import DECIMAL_TOL, Row, _float_array, _vec
 from .trees import _weights_residuals, tree_density, tree_order
 
-__all__ = ["RODAS4", "RODAS5", "ROSENBROCK_METHODS", "RosenbrockTableau",
+__all__ = ["RODAS4", "RODAS5", "ROS3P", "ROSENBROCK_METHODS", "RosenbrockTableau",
            "rosenbrock_order_residuals"]
 
 
@@ -367,5 +368,71 @@ RODAS4 = RosenbrockTableau(
            ("-0.6762803392801253", "6.087714651680015", "16.43084320892478",
             "24.76722511418386", "-6.594389125716872", "0")))
 
+def _second_order_dense_row(tab):
+    """The one dense-output row ``h_1`` of least norm that makes the
+    interpolant of ``tab`` second order at every theta, exactly.
+
+    With ``y(theta) = y + theta sum_j m_j U_j + theta (1 - theta) sum_j h_j
+    U_j`` the conditions are ``h Gamma 1 = 0`` (order 1) and ``h Gamma v =
+    -1/2`` with ``v = (alpha + Gamma) 1`` (order 2; ``b v = 1/2``)."""
+    s = tab.n_stages
+    G = tab.Gamma
+    d = [sum(G[i]) for i in range(s)]
+    v = [sum(tab.alpha[i]) + sum(G[i]) for i in range(s)]
+    Gv = [sum(G[i][j] * v[j] for j in range(s)) for i in range(s)]
+    rows = (d, Gv)
+    rhs = (Fraction(0), Fraction(-1, 2))
+    # least norm: h = R^T (R R^T)^-1 rhs
+    g = [[sum(x * y for x, y in zip(r1, r2)) for r2 in rows] for r1 in rows]
+    det = g[0][0] * g[1][1] - g[0][1] * g[1][0]
+    lam = ((g[1][1] * rhs[0] - g[0][1] * rhs[1]) / det,
+           (g[0][0] * rhs[1] - g[1][0] * rhs[0]) / det)
+    return tuple(lam[0] * d[j] + lam[1] * Gv[j] for j in range(s))
+
+
+def _ros3p():
+    """ROS3P with a fourth, estimate-only stage at ``y_new``: its
+    coefficients involve ``sqrt(3)``, stored to 40 digits (``Fraction`` of
+    the decimal strings), in the transformed form."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        r3 = Decimal(3).sqrt()
+
+        def q(x):
+            return Fraction(str(x))
+
+        g = Decimal(1) / 2 + r3 / 6            # gamma; 1 / gamma = 3 - sqrt 3
+        m = (2, q(r3 / 3), q(1 - r3 / 3))
+        base = RosenbrockTableau(
+            name="ros3p", order=3, error_order=2, dense_order=2,
+            references="J. Lang, J. Verwer, \"ROS3P -- an accurate third-order "
+                       "Rosenbrock solver designed for parabolic problems\", BIT Numer. "
+                       "Math. 41(4), 731-738, 2001 (the method; its error estimate is "
+                       "nodekit's, see the module).",
+            gamma=q(g),
+            a=((), (q(3 - r3),), (q(3 - r3), 0), m),
+            C=((), (q(-(12 - 6 * r3)),), (q(-2 * r3), q(-r3)), (0, 0, 0)),
+            m=m + (0,),
+            # y_hat = y + (1/2 + gamma) k_1 + (1/2 - gamma) k_4 (classical weights)
+            e=(q((r3 - 1) / 2), q(r3 / 3), q(1 - r3 / 3), q((r3 - 1) / 2)),
+            c=(0, 1, 1, 1),
+            d=(q(g), q(g - 1), q(-Decimal(1) / 2 - r3 / 3), q(g)))
+    return replace(base, dense=(_second_order_dense_row(base),))
+
+
+#: ROS3P (Lang and Verwer 2001): a Rosenbrock method of order 3 with three
+#: stages that keeps its order on parabolic problems, A-stable (not
+#: L-stable: ``R(inf) = 1 - sqrt 3``); for loose tolerances.  The published
+#: order-2 embedded solution is useless as an error estimate: on these
+#: stages every order-2 weight vector differs from ``b`` by a multiple of
+#: ``(1, -1, 0)``, and ``k_1 = k_2`` on a linear autonomous problem, where
+#: the estimate therefore vanishes identically (steps would grow without
+#: bound with a wrong answer).  So the error is estimated with a fourth stage
+#: at ``y_new`` (``f(t + h, y_new)``, one more back-substitution, ``m_4 =
+#: 0``): ``y_hat = y + (1/2 + gamma) k_1 + (1/2 - gamma) k_4`` is of order 2 and
+#: differs from ROS3P on linear problems.  Dense output: the second-order
+#: least-norm row on the four stages.
+ROS3P = _ros3p()
+
 #: Registry of the Rosenbrock methods by name.
-ROSENBROCK_METHODS = {t.name: t for t in (RODAS4, RODAS5)}
+ROSENBROCK_METHODS = {t.name: t for t in (RODAS4, RODAS5, ROS3P)}
