@@ -105,8 +105,10 @@ def next_proposal(t_grid, h_grid, y_grid, K_grid, count, h_abs, t_end, B, E, E2,
     return h_abs
 
 
-def solve(fun, y0, t, theta, opts, max_checkpoints):
-    """The forward solve of ``gradient="discrete"`` with checkpoints.
+def solve(fun, y0, t, theta, opts):
+    """The forward solve of ``gradient="discrete"`` with at most
+    ``opts.checkpoints`` checkpoints (``opts``: an
+    :class:`~nodekit.options.Options` record).
 
     The first segment is an ordinary :func:`nodekit.integrate.integrate` call
     (which validates the input); a solve that ends within it is returned with
@@ -116,23 +118,22 @@ def solve(fun, y0, t, theta, opts, max_checkpoints):
     Returns ``(ys, info, record)``, ``record`` a ``DenseSolution`` or a
     :class:`Tape`.
     """
-    kw = {k: opts[k] for k in ("method", "rtol", "atol", "max_step", "first_step",
-                               "step_size", "controller")}
-    budget = min(SEGMENT_STEPS, opts["max_steps"])
-    out, info, dense = integrate(fun, y0, t, theta, max_steps=budget, dense=True, **kw)
-    if info["status"] != _kernels.FAILED_MAX_STEPS or budget == opts["max_steps"]:
+    budget = min(SEGMENT_STEPS, opts.max_steps)
+    out, info, dense = integrate(fun, y0, t, theta, opts._replace(max_steps=budget,
+                                                                  dense=True))
+    if info["status"] != _kernels.FAILED_MAX_STEPS or budget == opts.max_steps:
         return out, info, dense
     compiled = isinstance(fun, ODE)
     shape = info["shape"]
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
     system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape), theta)
     y0f = np.ascontiguousarray(np.ravel(np.asarray(y0, dtype=np.float64)))
-    return forward(compiled, system, y0f, info["t"], get_tableau(opts["method"]),
-                   _checks.check_tol(opts["rtol"], "rtol", shape),
-                   _checks.check_tol(opts["atol"], "atol", shape), opts["controller"],
-                   first_step=opts["first_step"], max_step=opts["max_step"],
-                   max_steps=opts["max_steps"], step_size=opts["step_size"],
-                   max_checkpoints=max_checkpoints, shape=shape, start=(out, info, dense))
+    return forward(compiled, system, y0f, info["t"], get_tableau(opts.method),
+                   _checks.check_tol(opts.rtol, "rtol", shape),
+                   _checks.check_tol(opts.atol, "atol", shape), opts.controller,
+                   first_step=opts.first_step, max_step=opts.max_step,
+                   max_steps=opts.max_steps, step_size=opts.step_size,
+                   max_checkpoints=opts.checkpoints, shape=shape, start=(out, info, dense))
 
 
 def forward(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step,

@@ -150,11 +150,20 @@ def check_resolved_step(h, name, ts):
             "(solve in s = t - t[0]; a non-autonomous `fun` then adds t[0] itself).")
 
 
+def options_message(options, allowed, where):
+    """The message for the keyword arguments ``options`` of ``where()`` that
+    are not in ``allowed``: the valid options, and what to use instead of a
+    SciPy option; ``None`` when all are valid."""
+    unknown = sorted(set(options) - set(allowed))
+    if not unknown:
+        return None
+    return (f"{where}() got unexpected keyword argument(s) "
+            f"{', '.join(map(repr, unknown))}; valid options are "
+            f"{', '.join(map(repr, sorted(allowed)))}." + _scipy_compat.option_hints(unknown))
+
+
 def check_options(options, allowed, where):
     """Unknown keyword arguments are errors, never silently ignored."""
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(f"{where}() got unexpected keyword argument(s) "
-                        f"{', '.join(map(repr, unknown))}; valid options are "
-                        f"{', '.join(map(repr, sorted(allowed)))}."
-                        + _scipy_compat.option_hints(unknown))
+    message = options_message(options, allowed, where)
+    if message:
+        raise TypeError(message)

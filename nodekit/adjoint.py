@@ -143,13 +143,11 @@ class _Strategy:
         return atol
 
     def forward(self, fun, y0, t, theta, opts, traced):
-        """The forward solve: ``(ys, info, record)`` as from
-        :func:`nodekit.integrate.integrate`; ``traced``: a gradient can follow."""
-        return integrate(fun, y0, t, theta, method=opts["method"], rtol=opts["rtol"],
-                         atol=opts["atol"], max_steps=opts["max_steps"],
-                         max_step=opts["max_step"], first_step=opts["first_step"],
-                         step_size=opts["step_size"], controller=opts["controller"],
-                         dense=traced and self.keeps_dense)
+        """The forward solve with the :class:`~nodekit.options.Options` ``opts``:
+        ``(ys, info, record)`` as from :func:`nodekit.integrate.integrate`;
+        ``traced``: a gradient can follow."""
+        return integrate(fun, y0, t, theta,
+                         opts._replace(dense=traced and self.keeps_dense))
 
 
 class Discrete(_Strategy):
@@ -163,9 +161,9 @@ class Discrete(_Strategy):
         return atol or 1.0  # no backward solve: unused
 
     def forward(self, fun, y0, t, theta, opts, traced):
-        if not (traced and opts["checkpoints"]):
+        if not (traced and opts.checkpoints):
             return super().forward(fun, y0, t, theta, opts, traced)
-        return _checkpoint.solve(fun, y0, t, theta, opts, opts["checkpoints"])
+        return _checkpoint.solve(fun, y0, t, theta, opts)
 
     def gradients(self, pb, stats):
         """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""

@@ -26,9 +26,9 @@ from autograd.numpy.numpy_boxes import ArrayBox
 
 from . import _checks, _interrupt, _kernels
 from ._interrupt import INTERRUPTED
-from .integrate import (DEFAULT_MAX_STEPS, STATUS_MESSAGES, _DEFAULT_CONTROLLER, integrate,
-                        loop_options, loop_tableau)
+from .integrate import STATUS_MESSAGES, integrate, loop_options, loop_tableau
 from .ode import ODE
+from .options import DEFAULT_CONTROLLER, DEFAULTS as D, Options
 from .primitive import odeint
 from .tableaux import get_tableau
 
@@ -170,7 +170,7 @@ def _loop_arrays(tableau, prob, options):
     n = prob.y0s.shape[1]
     rtol = _checks.check_tol(options["rtol"], "rtol", prob.shape)
     atol = _checks.check_tol(options["atol"], "atol", prob.shape)
-    opts = loop_options(rtol, atol, _DEFAULT_CONTROLLER, n_err=n,
+    opts = loop_options(rtol, atol, DEFAULT_CONTROLLER, n_err=n,
                         first_step=options["first_step"], max_step=options["max_step"],
                         max_steps=options["max_steps"], step_size=options["step_size"])
     return loop_tableau(tableau), opts
@@ -187,7 +187,7 @@ def _solve_chunk_python(fun, prob, tableau, options, lo, hi, out, istats, fstats
         y0, theta, t = (a[i if a.shape[0] > 1 else 0]
                         for a in (prob.y0s, prob.thetas, prob.ts))
         ys, info, _ = integrate(fun, y0.reshape(prob.shape), t,
-                                theta if theta.size else None, **options)
+                                theta if theta.size else None, Options(**options))
         out[i] = ys
         istats[i] = [info[k] for k in _STATS]
         fstats[i] = info["t_reached"], info["h_last"]
@@ -285,9 +285,9 @@ def _summary(status, messages):
             f"{first}: {messages[first]}")
 
 
-def solve_ensemble(fun, y0s, t, thetas=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
-                   first_step=None, max_step=np.inf, max_steps=DEFAULT_MAX_STEPS,
-                   step_size=None, workers=None, client=None, chunk_size=None,
+def solve_ensemble(fun, y0s, t, thetas=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
+                   first_step=D.first_step, max_step=D.max_step, max_steps=D.max_steps,
+                   step_size=D.step_size, workers=None, client=None, chunk_size=None,
                    progress=False):
     """Solve one ODE for many initial states and parameter vectors.
 
@@ -359,7 +359,7 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method="dopri5", rtol=1e-6, atol
     # compiles what the chunks need
     integrate(fun, prob.y0s[0].reshape(prob.shape), prob.ts[0],
               prob.thetas[0] if prob.thetas.shape[1] else None,
-              **{k: v for k, v in options.items() if k != "chunk_size"})
+              Options(**{k: v for k, v in options.items() if k != "chunk_size"}))
     if workers is None:
         workers = nb.config.NUMBA_NUM_THREADS or os.cpu_count() or 1
     elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:

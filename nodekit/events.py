@@ -30,6 +30,7 @@ from autograd.tracer import getval
 from numba.core.registry import CPUDispatcher
 
 from . import _checks, _event_scan
+from .options import FORWARD
 
 #: Status of a solve that stopped at a terminal event.
 TERMINATED = 1
@@ -232,9 +233,9 @@ class NoEventError(RuntimeError):
     """:func:`odeint_event` found no event before ``t_max``."""
 
 
-#: The options of :func:`odeint_event` that the event search passes to ``nk.solve``.
-_SEARCH_OPTIONS = ("method", "rtol", "atol", "first_step", "max_step", "max_steps",
-                   "step_size", "controller")
+#: The options of :func:`odeint_event` that the event search passes to
+#: ``nk.solve``: those of the forward solve.
+_SEARCH_OPTIONS = FORWARD
 
 
 def _search(fun, y0, t0, theta, event, t_max, options):

@@ -7,6 +7,7 @@ import numpy as np
 from . import _checks, _implicit, _interrupt, _kernels
 from .controllers import PIController
 from .ode import ODE
+from .options import DEFAULT_CONTROLLER, DEFAULTS as D, SOLVE, Options, explain_unknown
 from .tableaux import get_tableau
 
 #: Messages for the status codes of :class:`Solution`.
@@ -51,11 +52,6 @@ FIXED_STEP_ADVICE = (
     "too large a `step_size` blows up even on a well-behaved problem. Try a "
     "smaller `step_size`, or an adaptive method (omit `step_size`).")
 
-DEFAULT_MAX_STEPS = 100_000
-_DEFAULT_CONTROLLER = PIController()
-
-_SOLVE_OPTIONS = ("events", "method", "rtol", "atol", "first_step", "max_step", "max_steps",
-                  "step_size", "dense", "controller")
 
 
 class Solution:
@@ -172,18 +168,19 @@ def _check_fun_arity(fun):
             "(`theta`, unused when the system has no parameters).") from None
 
 
-def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
-              first_step=None, max_step=np.inf, max_steps=DEFAULT_MAX_STEPS,
-              step_size=None, dense=False, controller=None, system=None, n_err=None,
-              jumps=False, events=None):
+def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=False):
     """Validated inputs -> the kernel loop -> raw results.  Shared by
-    :func:`solve` and the gradient code.  ``events`` (a list of
-    :class:`nodekit.Event` with jitted functions, for an ``nk.ODE`` and an
-    explicit method) are located inside the loop; ``info["event_hits"]``
-    holds their occurrences.
+    :func:`solve` and the gradient code; ``opts`` is an
+    :class:`~nodekit.options.Options` record (its forward-solve fields).
+    ``opts.events`` (a list of :class:`nodekit.Event` with jitted functions,
+    for an ``nk.ODE`` and an explicit method) are located inside the loop;
+    ``info["event_hits"]`` holds their occurrences.
 
     Returns ``(ys, info, dense)`` where ``ys`` has shape ``(m, n)``.
     """
+    method, rtol, atol, controller = opts.method, opts.rtol, opts.atol, opts.controller
+    first_step, max_step, max_steps = opts.first_step, opts.max_step, opts.max_steps
+    step_size, dense, events = opts.step_size, opts.dense, opts.events
     stiff = _implicit.is_stiff(method) and system is None and not jumps
     tableau = None if stiff else get_tableau(method)
     compiled = isinstance(fun, ODE)
@@ -213,7 +210,7 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
                          f"{tableau.name!r}; pass step_size=h, or choose an adaptive "
                          "method such as 'dopri5'.")
     if controller is None:
-        controller = _DEFAULT_CONTROLLER
+        controller = DEFAULT_CONTROLLER
     elif not isinstance(controller, PIController):
         raise TypeError(f"`controller` must be an nk.PIController; got {controller!r}.")
 
@@ -244,9 +241,9 @@ def integrate(fun, y0, t, theta=None, *, method="dopri5", rtol=1e-6, atol=1e-9,
                n_err=y0f.size if n_err is None else n_err, shape=shape)
 
 
-def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *, first_step=None,
-        max_step=np.inf, max_steps=DEFAULT_MAX_STEPS, step_size=None, dense=False,
-        jumps=False, n_err=None, shape=None):
+def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
+        first_step=D.first_step, max_step=D.max_step, max_steps=D.max_steps,
+        step_size=D.step_size, dense=D.dense, jumps=False, n_err=None, shape=None):
     """Run the loop on already-validated arrays (flat ``y0``, per-component
     ``rtol``/``atol``); returns ``(ys, info, dense)`` with ``ys`` of shape
     ``(m, n)``."""
@@ -383,8 +380,9 @@ def loop_tableau(tableau):
     return rec
 
 
-def loop_options(rtol, atol, controller, *, n_err=None, first_step=None, max_step=np.inf,
-                 max_steps=DEFAULT_MAX_STEPS, step_size=None, dense=False, jumps=False):
+def loop_options(rtol, atol, controller, *, n_err=None, first_step=D.first_step,
+                 max_step=D.max_step, max_steps=D.max_steps, step_size=D.step_size,
+                 dense=D.dense, jumps=False):
     """The :class:`nodekit._kernels.LoopOptions` record of one run of the
     loop, every field converted to the type the compiled loop was built for
     (``rtol``/``atol``: validated per-component arrays; ``n_err`` defaults to
@@ -501,7 +499,10 @@ class DenseSolution:
         return out[0] if scalar else out
 
 
-def solve(fun, y0, t, theta=None, **options):
+@explain_unknown(SOLVE)
+def solve(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
+          first_step=D.first_step, max_step=D.max_step, max_steps=D.max_steps,
+          step_size=D.step_size, dense=D.dense, controller=D.controller, events=D.events):
     """Solve an initial value problem ``dy/dt = fun(t, y, theta)``, ``y(t[0]) = y0``.
 
     Explicit Runge-Kutta methods, adaptive or fixed-step, in one compiled loop.
@@ -545,6 +546,10 @@ def solve(fun, y0, t, theta=None, **options):
         span.  For 'dop853' this costs three extra evaluations per step.
     controller : nk.PIController, optional
         Step-size controller; the default reproduces SciPy's ``solve_ivp``.
+    events : callable, nk.Event or list of them, optional
+        Event functions ``g(t, y, theta)`` whose sign changes are located on
+        the dense output (``sol.t_events``, ``sol.y_events``); a terminal
+        event stops the solve there (status 1).  See ``docs/events.md``.
 
     Returns
     -------
@@ -574,20 +579,18 @@ def solve(fun, y0, t, theta=None, **options):
     >>> np.allclose(sol.y[-1], np.exp(-0.5) * np.array([1.0, 2.0]))
     True
     """
-    _checks.check_options(options, _SOLVE_OPTIONS, "solve")
-    events = options.pop("events", None)
+    keep_dense = dense
     looped = False
     if events is not None:
         from . import events as _events
         events = _events.as_events(events)
-        looped = _events.in_loop(fun, events, _implicit.is_stiff(
-            options.get("method", "dopri5")))
-        if looped:
-            options["events"] = events
-        else:
-            keep_dense = options.get("dense", False)
-            options["dense"] = True  # events are located on the dense output
-    out, info, dense = integrate(fun, y0, t, theta, **options)
+        looped = _events.in_loop(fun, events, _implicit.is_stiff(method))
+        if not looped:
+            dense = True  # events are located on the dense output
+    out, info, dense = integrate(fun, y0, t, theta, Options(
+        method=method, rtol=rtol, atol=atol, first_step=first_step, max_step=max_step,
+        max_steps=max_steps, step_size=step_size, controller=controller, dense=dense,
+        events=events if looped else None))
     ts = info["t"]
     y = out.reshape((ts.size,) + info["shape"])
     sol = Solution(ts, y, info["status"], info["message"], info["nfev"], info["nsteps"],

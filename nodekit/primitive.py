@@ -4,6 +4,8 @@ The only module that touches ``autograd.extend``.  One backward solve serves
 every requested argument (``defvjp_argnums``), and only the gradients asked
 for are formed.
 """
+from typing import NamedTuple
+
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
@@ -13,14 +15,12 @@ from .adjoint import GRADIENTS, backward, strategy
 from ._checkpoint import DEFAULT_CHECKPOINTS
 from .check import check_vjp_first_call
 from ._errors import SolveError
-from .controllers import PIController
-from .integrate import DEFAULT_MAX_STEPS
 from .ode import ODE
+from .options import DEFAULT_CONTROLLER, DEFAULTS as D, ODEINT, Options, explain_unknown
 from .tableaux import get_tableau
 
-_ODEINT_OPTIONS = ("method", "rtol", "atol", "gradient", "adjoint_method", "adjoint_rtol",
-                   "adjoint_atol", "seminorm", "max_steps", "max_step", "first_step",
-                   "step_size", "controller", "stats", "checkpoints")
+#: The options of :func:`odeint` (read by the models that pass them on).
+_ODEINT_OPTIONS = ODEINT
 
 
 class ForwardRecord:
@@ -59,19 +59,31 @@ class _RecordSlot:
         self.record = None
 
 
+class _Config(NamedTuple):
+    """What a call of :func:`_odeint` passes besides the differentiable arguments."""
+
+    fun: object
+    opts: Options         #: the forward options (``checkpoints`` resolved)
+    strategy: object      #: the gradient mode (see :mod:`nodekit.adjoint`)
+    adjoint: dict         #: the backward solve's options
+    theta_none: bool      #: the user passed no ``theta``
+    stats: dict
+    slot: object          #: a :class:`_RecordSlot` when traced, else None
+
+
 @primitive
 def _odeint(y0, t, theta, config):
-    fun, opts, stats, slot = config
-    strategy = opts["strategy"]
-    theta_user = None if opts["theta_none"] else theta
-    out, info, dense = strategy.forward(fun, y0, t, theta_user, opts, slot is not None)
+    strategy, slot, stats = config.strategy, config.slot, config.stats
+    theta_user = None if config.theta_none else theta
+    out, info, dense = strategy.forward(config.fun, y0, t, theta_user, config.opts,
+                                        slot is not None)
     if info["status"] != 0:
         raise SolveError(f"nk.odeint: the forward solve failed: {info['message']}")
     stats.update(nfev_forward=info["nfev"], nsteps_forward=info["nsteps"],
                  naccept_forward=info["naccept"], nreject_forward=info["nreject"])
     if slot is not None:
-        slot.record = ForwardRecord(fun, info["t"], out, theta_user, info["shape"], strategy,
-                                    dense, opts["adjoint"], stats, info["naccept"])
+        slot.record = ForwardRecord(config.fun, info["t"], out, theta_user, info["shape"],
+                                    strategy, dense, config.adjoint, stats, info["naccept"])
     return out.reshape((info["t"].size,) + info["shape"])
 
 
@@ -82,7 +94,7 @@ def _odeint_vjp(argnums, ans, args, kwargs):
             "are not supported: its backward pass is not itself differentiable. Use "
             "finite differences of first-order gradients, or differentiate once.")
     y0, t, theta, config = args
-    record = config[3].record
+    record = config.slot.record
 
     def vjp(g):
         if record.compiled and record.fun.vjp is not None:
@@ -102,7 +114,13 @@ def _odeint_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(_odeint, _odeint_vjp)
 
 
-def odeint(fun, y0, t, theta=None, **options):
+@explain_unknown(ODEINT)
+def odeint(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
+           first_step=D.first_step, max_step=D.max_step, max_steps=D.max_steps,
+           step_size=D.step_size, controller=D.controller, gradient=D.gradient,
+           adjoint_method=D.adjoint_method, adjoint_rtol=D.adjoint_rtol,
+           adjoint_atol=D.adjoint_atol, seminorm=D.seminorm, checkpoints=D.checkpoints,
+           stats=D.stats):
     """Solve an ODE and return ``y(t)``, differentiably.
 
     ``autograd.grad``, ``value_and_grad`` and ``jacobian`` work through it
@@ -191,21 +209,14 @@ def odeint(fun, y0, t, theta=None, **options):
     >>> bool(abs(autograd.grad(loss)(0.5) + anp.exp(-0.5)) < 1e-7)
     True
     """
-    _checks.check_options(options, _ODEINT_OPTIONS, "odeint")
-    method = options.get("method", "dopri5")
     get_tableau(method)
-    rtol = options.get("rtol", 1e-6)
-    atol = options.get("atol", 1e-9)
-    gradient = strategy(options.get("gradient", "adjoint"))
-    adjoint_tableau = get_tableau(options.get("adjoint_method") or method)
-    step_size = options.get("step_size")
-    controller = options.get("controller")
+    gradient = strategy(gradient)
+    adjoint_tableau = get_tableau(adjoint_method or method)
     if controller is None:
-        controller = PIController()
-    max_steps = options.get("max_steps", DEFAULT_MAX_STEPS)
+        controller = DEFAULT_CONTROLLER
     adj_step = None
     if not adjoint_tableau.is_adaptive:
-        if step_size is None and options.get("adjoint_method") is not None:
+        if step_size is None and adjoint_method is not None:
             raise ValueError(
                 f"`step_size` is required for the fixed-step adjoint_method "
                 f"{adjoint_tableau.name!r} (the backward solve takes steps of `step_size`); "
@@ -213,32 +224,28 @@ def odeint(fun, y0, t, theta=None, **options):
         # a fixed-step forward `method` without `step_size`: the forward solve's
         # validation says that the method needs one
         adj_step = step_size
-    elif step_size is not None and options.get("adjoint_method") is None:
+    elif step_size is not None and adjoint_method is None:
         adj_step = step_size  # a fixed-step forward pass gets a fixed-step backward pass
     adj = dict(
         tableau=adjoint_tableau,
-        rtol=_scalar_tol(options.get("adjoint_rtol"), rtol, "adjoint_rtol"),
-        atol=gradient.backward_atol(_scalar_tol(options.get("adjoint_atol"), atol,
-                                                "adjoint_atol")),
-        seminorm=bool(options.get("seminorm", False)),
+        rtol=_scalar_tol(adjoint_rtol, rtol, "adjoint_rtol"),
+        atol=gradient.backward_atol(_scalar_tol(adjoint_atol, atol, "adjoint_atol")),
+        seminorm=bool(seminorm),
         max_steps=_checks.check_positive(max_steps, "max_steps", integer=True),
-        max_step=options.get("max_step", np.inf), controller=controller,
-        step_size=adj_step)
-    opts = dict(method=method, rtol=rtol, atol=atol, strategy=gradient,
-                max_steps=max_steps, max_step=options.get("max_step", np.inf),
-                first_step=options.get("first_step"), step_size=step_size,
-                controller=controller, adjoint=adj, theta_none=theta is None,
-                checkpoints=_checkpoints(options.get("checkpoints")))
-    stats = options.get("stats")
+        max_step=max_step, controller=controller, step_size=adj_step)
+    opts = Options(method=method, rtol=rtol, atol=atol, first_step=first_step,
+                   max_step=max_step, max_steps=max_steps, step_size=step_size,
+                   controller=controller, checkpoints=_checkpoints(checkpoints))
     if stats is None:
         stats = {}
     elif not isinstance(stats, dict):
         raise TypeError(f"`stats` must be a dict to fill; got {type(stats).__name__}.")
-    if theta is None:
+    theta_none = theta is None
+    if theta_none:
         theta = np.empty(0)
     # record the forward pass only when a gradient can be asked for
     slot = _RecordSlot() if any(isbox(a) for a in (y0, t, theta)) else None
-    return _odeint(y0, t, theta, (fun, opts, stats, slot))
+    return _odeint(y0, t, theta, _Config(fun, opts, gradient, adj, theta_none, stats, slot))
 
 
 def _checkpoints(k):
