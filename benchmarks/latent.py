@@ -11,11 +11,16 @@ gradient; one Adam step (lr 0.01).  Everything in float64.
 The peer runs in a separate Python with torch and torchdiffeq
 (``--peer-python``, default ``$NODEKIT_PEER_PYTHON``); it is skipped when
 that interpreter is not given or cannot import them.  Both sides are timed
-single-threaded (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``).
+single-threaded: the peer with ``OMP_NUM_THREADS=1`` and
+``torch.set_num_threads(1)``, nodekit with its BLAS limited to one thread
+(``threadpoolctl``, when installed; the batched ``nk.nn`` kernels and the
+encoder call BLAS) and serial ``nk.nn`` kernels (the latent dynamics have
+604 parameters).
 
 Run: ``python -m nodekit.benchmarks.latent [--quick] [--peer-python PATH] [--peer-adjoint]``.
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -80,13 +85,26 @@ def peer_times(python, t, x, repeat, adjoint=False):
     return json.loads(res.stdout.strip().splitlines()[-1]), ""
 
 
+def one_blas_thread():
+    """A function making a context that limits the BLAS libraries to one thread
+    (``threadpoolctl``), or no-op contexts and a note when it is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext, "threadpoolctl not installed: BLAS threads not limited"
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls, loaded to be limited)
+    return lambda: threadpool_limits(limits=1), ""
+
+
 def run(quick=False, peer_python=None, peer_adjoint=False):
     t, x = data()
     repeat = 2 if quick else 5
     rows, results = [], {}
+    limit, blas_note = one_blas_thread()
     for gradient in ("discrete", "adjoint"):
         step, stats = nodekit_step(t, x, gradient)
-        sec = median_time(step, repeat=repeat, warmup=1, min_time=0.0)
+        with limit():
+            sec = median_time(step, repeat=repeat, warmup=1, min_time=0.0)
         name = f"nodekit LatentODE, gradient={gradient!r}"
         results[name] = sec
         rows.append([name, f"{sec:.3f}", "-",
@@ -104,8 +122,9 @@ def run(quick=False, peer_python=None, peer_adjoint=False):
           "thread); median of warm iterations.\n")
     print(table(rows, ["method", "s / iteration", "peer / nodekit discrete",
                        "NFE fwd + bwd (last)"]))
-    if note:
-        print(f"\n{note}")
+    for text in (note, blas_note):
+        if text:
+            print(f"\n{text}")
     return results
 
 

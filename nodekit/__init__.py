@@ -18,7 +18,7 @@ from .adjoint import GradientError
 from .tableaux import METHODS, ButcherTableau, get_tableau
 from .tableaux import STIFF_METHODS
 from ._warnings import (AccuracyWarning, AdjointDriftWarning, NodekitWarning,
-                        UntracedFunctionWarning)
+                        StiffnessWarning, UntracedFunctionWarning)
 from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
 from .events import Event, NoEventError, odeint_event
 from .check import CheckReport, KernelCheckError, check_ode
@@ -42,5 +42,5 @@ __all__ = ["ODE", "METHODS", "STIFF_METHODS", "ButcherTableau", "GradientError",
            "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble",
            "__version__"]
 __all__ += ["NodekitWarning", "AccuracyWarning", "AdjointDriftWarning",
-            "UntracedFunctionWarning"]
+            "UntracedFunctionWarning", "StiffnessWarning"]
 __all__ += ["check_ode", "CheckReport", "KernelCheckError"]

@@ -850,6 +850,8 @@ class LoopTableau(NamedTuple):
     f1_index: int        #: the slot holding f(t + h, y_new)
     fsal: bool
     error_order: int
+    stiff_stage: int     #: the stage Hairer's stiffness test reads (-1: no test)
+    stiff_bound: float   #: and the bound on ``|h lambda|`` it compares with
 
 
 class LoopOptions(NamedTuple):
@@ -883,6 +885,7 @@ class LoopResult(NamedTuple):
     y_grid: np.ndarray   #: the state at its start,
     K_grid: np.ndarray   #: and its stage derivatives
     n_dense: int         #: number of recorded steps
+    t_stiff: float       #: where the stiffness test fired, else NaN
     event_hits: np.ndarray  #: (an EventSystem) rows ``[k, t, y...]``: event ``k`` at ``t``
 
 
@@ -931,7 +934,7 @@ def integrate(system, y0, ts, tab, opt, out, fault):
     keep_alive(work)
     t_grid, h_grid, y_grid, K_grid, count = stack_record(rec, n, S)
     return LoopResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-                      t_grid, h_grid, y_grid, K_grid, count, np.array(hits))
+                      t_grid, h_grid, y_grid, K_grid, count, r[8], np.array(hits))
 
 
 @_inline
@@ -957,6 +960,44 @@ def start(system, t0, direction, span, y, K, fk, tmp, ynew, tab, opt, fault):
         return FAILED_KERNEL, 2, 0.0
     return SUCCESS, 2, initial_step_final(h0, d1, fk, ynew, y, span, opt.max_step,
                                           tab.error_order, opt.rtol, opt.atol, opt.n_err)
+
+
+class StiffnessCount(NamedTuple):
+    """The state of Hairer's stiffness test along a solve."""
+
+    suspect: int      #: consecutive tests that found ``|h lambda|`` past the bound
+    quiet: int        #: consecutive tests that did not, since the last that did
+    t_from: float     #: where the test fired (15 suspect tests in a row), else NaN
+
+
+#: Accepted steps between two stiffness tests while nothing is suspect (as in DOPRI5).
+STIFF_TEST_EVERY = 1000
+
+
+@_inline
+def stiffness_test(count, naccept, h, t_new, y, ynew, K, tab, tmp):
+    """Hairer's stiffness test (DOPRI5, DOP853): ``|h| ||f(y_new) - f(Y)|| /
+    ||y_new - Y||`` (``Y``: the input of stage ``tab.stiff_stage``, at
+    ``c = 1``) estimates ``|h lambda|`` for the dominant eigenvalue; a step
+    size held at the stability boundary by stiffness keeps it near
+    ``tab.stiff_bound``.  Tested every :data:`STIFF_TEST_EVERY` accepted steps,
+    and at every step once a test was suspect; fires after 15 suspect tests
+    in a row (six quiet ones reset the count).  Returns the new count."""
+    if count.suspect == 0 and naccept % STIFF_TEST_EVERY != 0:
+        return count
+    stage_input(y, h, tab.A, tab.stiff_stage, K, tmp)
+    num = 0.0
+    den = 0.0
+    for i in range(y.size):
+        num += (K[tab.f1_index, i] - K[tab.stiff_stage, i]) ** 2
+        den += (ynew[i] - tmp[i]) ** 2
+    if den > 0.0 and abs(h) * math.sqrt(num / den) > tab.stiff_bound:
+        suspect = count.suspect + 1
+        t_from = t_new if suspect == 15 and count.t_from != count.t_from else count.t_from
+        return StiffnessCount(suspect, 0, t_from)
+    if count.quiet + 1 == 6:
+        return StiffnessCount(0, 0, count.t_from)
+    return StiffnessCount(count.suspect, count.quiet + 1, count.t_from)
 
 
 @_inline
@@ -1042,9 +1083,9 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
     status, nfev, h_abs = start(system, t0, direction, abs(t_end - t0), y, K, fk, tmp,
                                 ynew, tab, opt, fault)
     if status != SUCCESS:
-        return (status, t, h, nfev, nsteps, naccept, nreject, n_out)
+        return (status, t, h, nfev, nsteps, naccept, nreject, n_out, np.nan)
     if events_start(system, t0, y, fault):
-        return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out)
+        return (FAILED_KERNEL, t, h, nfev, nsteps, naccept, nreject, n_out, np.nan)
 
     exponent = -1.0 / (tab.error_order + 1.0)
     err = 0.0
@@ -1053,6 +1094,7 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
     rejected = False
     n_fixed = 0
     h_proposed = h_abs
+    stiff = StiffnessCount(0, 0, np.nan)
 
     while direction * (t_end - t) > 0.0:
         if nsteps >= opt.max_steps:
@@ -1108,6 +1150,8 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
         naccept += 1
         if t_new != t_stop:
             n_fixed += 1
+        if adaptive and tab.stiff_stage >= 0:
+            stiff = stiffness_test(stiff, naccept, h, t_new, y, ynew, K, tab, tmp)
 
         # events, record, emit the outputs, advance
         code, crossing = events_crossed(system, t_new, ynew, fault)
@@ -1160,7 +1204,7 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
             err_prev = max(err, 1e-4)
             rejected = False
 
-    return (status, t, h, nfev, nsteps, naccept, nreject, n_out)
+    return (status, t, h, nfev, nsteps, naccept, nreject, n_out, stiff.t_from)
 
 
 @_jit

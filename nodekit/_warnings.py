@@ -19,3 +19,9 @@ class AdjointDriftWarning(AccuracyWarning):
 class UntracedFunctionWarning(NodekitWarning):
     """A Python right-hand side returned values that autograd cannot follow
     (plain NumPy inside), so its derivatives read as zero."""
+
+
+class StiffnessWarning(NodekitWarning):
+    """An explicit method's stiffness test fired: the step size is held at the
+    method's stability boundary, not by accuracy, so a stiff method (``rodas5``,
+    ``kvaerno5``) would take far fewer steps."""

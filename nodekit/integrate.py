@@ -1,6 +1,7 @@
 """``nk.solve``: input validation, the two drivers, and :class:`Solution`."""
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -8,6 +9,7 @@ from . import _checks, _implicit, _interrupt, _kernels
 from .controllers import PIController
 from .ode import ODE
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, SOLVE, Options, explain_unknown
+from ._warnings import StiffnessWarning
 from .tableaux import get_tableau
 
 #: Messages for the status codes of :class:`Solution`.
@@ -52,6 +54,11 @@ FIXED_STEP_ADVICE = (
     "too large a `step_size` blows up even on a well-behaved problem. Try a "
     "smaller `step_size`, or an adaptive method (omit `step_size`).")
 
+#: Added to the message (and warned once per call site) when the stiffness test fired.
+STIFFNESS_NOTE = (
+    "The problem looks stiff from t={t:.6g}: {method}'s step size was held there by its "
+    "stability limit, not by accuracy (Hairer's stiffness test). A stiff method takes far "
+    "fewer steps: try method='rodas5' or 'kvaerno5' (with a `jac` kernel if you have one).")
 
 
 class Solution:
@@ -271,6 +278,12 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
             info["message"] += FIXED_STEP_ADVICE
     else:
         info["message"] = STATUS_MESSAGES[0]
+    if res.t_stiff == res.t_stiff:  # the stiffness test fired
+        info["t_stiff"] = float(res.t_stiff)
+        note = STIFFNESS_NOTE.format(t=res.t_stiff, method=tableau.name)
+        info["message"] += " " + note
+        # run <- integrate <- solve <- its explain_unknown wrapper <- the caller
+        warnings.warn(note, StiffnessWarning, stacklevel=5)
     dense_data = None
     if dense:
         dense_data = DenseSolution(tableau, res.t_grid, res.h_grid, res.y_grid, res.K_grid,
@@ -375,9 +388,21 @@ def loop_tableau(tableau):
     rec = _kernels.LoopTableau(tableau.A, tableau.C, tableau.B, tableau.E, tableau.E2,
                                tableau.P, bool(tableau.has_e2), int(tableau.n_stages),
                                int(tableau.f1_index), bool(tableau.fsal),
-                               int(tableau.error_order or tableau.order))
+                               int(tableau.error_order or tableau.order),
+                               *_stiffness_test(tableau))
     _LOOP_TABLEAUX[id(tableau)] = (tableau, rec)
     return rec
+
+
+def _stiffness_test(tableau):
+    """``(stage, bound)`` of Hairer's stiffness test for ``tableau``: the last
+    main stage at ``c = 1`` (whose input and derivative the test compares with
+    the new state's) and the tableau's bound; ``(-1, 0.0)`` for none."""
+    if tableau.stiffness_bound is None:
+        return -1, 0.0
+    n_main = tableau.n_stages - 1 if tableau.fsal else tableau.n_stages
+    stage = max((s for s in range(1, n_main) if tableau.C[s] == 1.0), default=-1)
+    return stage, float(tableau.stiffness_bound)
 
 
 def loop_options(rtol, atol, controller, *, n_err=None, first_step=D.first_step,

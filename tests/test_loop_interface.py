@@ -19,7 +19,7 @@ T = np.linspace(0.0, 2.0, 5)
 _V = nbt.float64[::1]
 _M = nbt.float64[:, ::1]
 LOOP_TABLEAU_TYPES = (_M, _V, _V, _V, _V, _M, nbt.boolean, nbt.int64, nbt.int64,
-                      nbt.boolean, nbt.int64)
+                      nbt.boolean, nbt.int64, nbt.int64, nbt.float64)
 LOOP_OPTIONS_TYPES = (_V, _V, nbt.int64, _V, nbt.float64, nbt.float64, nbt.int64,
                       nbt.float64, nbt.boolean, nbt.boolean)
 
@@ -41,7 +41,8 @@ def test_argument_types_match_the_compiled_signature(options):
     assert tuple(numba.typeof(tab)) == LOOP_TABLEAU_TYPES
     assert tuple(numba.typeof(opt)) == LOOP_OPTIONS_TYPES
     assert tab._fields == ("A", "C", "B", "E", "E2", "P", "has_e2", "n_stages",
-                           "f1_index", "fsal", "error_order")
+                           "f1_index", "fsal", "error_order", "stiff_stage",
+                           "stiff_bound")
     nk.solve(LV, [1.0, 1.0], T, TH)  # compiles (or loads) the loop for ODE systems
     sig = tuple(numba.typeof(a) for a in args)
     assert sig in _kernels.integrate.overloads, (

@@ -135,13 +135,12 @@ def time_gaps(batch):
         Zero where a sequence is not observed.
     """
     t, mask = batch.t, batch.mask
-    last = np.full(mask.shape[0], batch.t0)
-    gaps = np.zeros(mask.shape)
-    for j in range(t.size):
-        obs = mask[:, j]
-        gaps[obs, j] = t[j] - last[obs]
-        last[obs] = t[j]
-    return gaps
+    seen = np.maximum.accumulate(np.where(mask, np.arange(t.size), -1), axis=1)
+    prev = np.empty_like(seen)                  # the last observation strictly before
+    prev[:, 0] = -1
+    prev[:, 1:] = seen[:, :-1]
+    t_prev = np.where(prev >= 0, t[np.maximum(prev, 0)], batch.t0)
+    return np.where(mask, t - t_prev, 0.0)
 
 
 def _solve_grid(t0, t):

@@ -108,6 +108,13 @@ class ButcherTableau:
         defaults to `error_order`.  Differs for ``rkf45`` (propagates the
         4th-order solution, ``b_hat`` is Fehlberg's 5th-order one) and
         ``dop853`` (``E5`` is not ``b - b_hat`` of a 7th-order method).
+    stiffness_bound : float or None, optional
+        Where Hairer's stiffness test fires: ``|h| ||f(y_new) - f(Y)|| /
+        ||y_new - Y||``, with ``Y`` the input of the last main stage at
+        ``c = 1``, estimates ``|h lambda|`` and is compared with this bound
+        (about where the stability region meets the negative real axis:
+        3.25 for ``dopri5``, 6.1 for ``dop853``, as in Hairer's codes).
+        None: no test.
 
     Attributes
     ----------
@@ -148,6 +155,7 @@ class ButcherTableau:
     dense: tuple[Row, ...] | None = field(default=None, repr=False)
     exact: bool = True
     embedded_order: int | None = None
+    stiffness_bound: float | None = None
 
     # derived (not init arguments)
     n_stages: int = field(init=False, repr=False, compare=False)

@@ -202,7 +202,7 @@ _DP5_B = (_F(35, 384), 0, _F(500, 1113), _F(125, 192), _F(-2187, 6784), _F(11, 8
 _DP5_BHAT = (_F(5179, 57600), 0, _F(7571, 16695), _F(393, 640), _F(-92097, 339200),
              _F(187, 2100), _F(1, 40))
 DOPRI5 = ButcherTableau(
-    name="dopri5", order=5, error_order=4, dense_order=4, fsal=True,
+    name="dopri5", order=5, error_order=4, dense_order=4, fsal=True, stiffness_bound=3.25,
     references="J. R. Dormand, P. J. Prince, \"A family of embedded Runge-Kutta "
                "formulae\", Journal of Computational and Applied Mathematics "
                "6(1), 19-26, 1980. L. F. Shampine, \"Some practical Runge-Kutta "
@@ -295,6 +295,7 @@ def _dop853():
     P = dop853_P(B_slots, n, D)
     return ButcherTableau(
         name="dop853", order=8, error_order=7, dense_order=7, fsal=False, exact=False,
+        stiffness_bound=6.1,
         references="J. R. Dormand, P. J. Prince, \"High order embedded Runge-Kutta "
                    "formulae\", Journal of Computational and Applied Mathematics "
                    "7(1), 67-75, 1981. " + _HNW + " (Sec. II.10; code DOP853).",
