@@ -975,7 +975,7 @@ STIFF_TEST_EVERY = 1000
 
 
 @_inline
-def stiffness_test(count, naccept, h, t_new, y, ynew, K, tab, tmp):
+def stiffness_test(count, h, t_new, y, ynew, K, tab, tmp):
     """Hairer's stiffness test (DOPRI5, DOP853): ``|h| ||f(y_new) - f(Y)|| /
     ||y_new - Y||`` (``Y``: the input of stage ``tab.stiff_stage``, at
     ``c = 1``) estimates ``|h lambda|`` for the dominant eigenvalue; a step
@@ -983,8 +983,6 @@ def stiffness_test(count, naccept, h, t_new, y, ynew, K, tab, tmp):
     ``tab.stiff_bound``.  Tested every :data:`STIFF_TEST_EVERY` accepted steps,
     and at every step once a test was suspect; fires after 15 suspect tests
     in a row (six quiet ones reset the count).  Returns the new count."""
-    if count.suspect == 0 and naccept % STIFF_TEST_EVERY != 0:
-        return count
     stage_input(y, h, tab.A, tab.stiff_stage, K, tmp)
     num = 0.0
     den = 0.0
@@ -1150,8 +1148,9 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
         naccept += 1
         if t_new != t_stop:
             n_fixed += 1
-        if adaptive and tab.stiff_stage >= 0:
-            stiff = stiffness_test(stiff, naccept, h, t_new, y, ynew, K, tab, tmp)
+        if adaptive and tab.stiff_stage >= 0 and (stiff.suspect > 0
+                                                  or naccept % STIFF_TEST_EVERY == 0):
+            stiff = stiffness_test(stiff, h, t_new, y, ynew, K, tab, tmp)
 
         # events, record, emit the outputs, advance
         code, crossing = events_crossed(system, t_new, ynew, fault)
@@ -1332,7 +1331,7 @@ def _identity(x):
 _PY = python_twins(globals(), ["stages", "checked_evaluate", "integrate", "_integrate",
                                "start", "propose", "emit_outputs", "reverse_steps",
                                "rhs_at_points", "stack_record", "record_step", "brent",
-                               "record_event"])
+                               "record_event", "stiffness_test"])
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]
 rhs_at_points_py = _PY["rhs_at_points"]
