@@ -39,3 +39,16 @@ def test_a_long_non_stiff_solve_is_not_flagged():
         sol = nk.solve(nk.ODE(lotka_volterra_rhs), [1.0, 1.0], [0.0, 3000.0],
                        [1.5, 1.0, 3.0, 1.0], rtol=1e-8, atol=1e-10)
     assert sol.success and sol.nsteps > 50000 and "stiff" not in sol.message
+
+
+def test_the_interpreted_loop_runs_the_same_test():
+    def robertson(t, y, k):
+        return np.array([-k[0] * y[0] + k[2] * y[1] * y[2],
+                         k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
+                         k[1] * y[1] ** 2])
+    opts = dict(rtol=1e-6, atol=1e-10, max_steps=3000)
+    with pytest.warns(nk.StiffnessWarning):
+        slow = nk.solve(robertson, [1.0, 0.0, 0.0], [0.0, 1e3], ROBERTSON, **opts)
+    with pytest.warns(nk.StiffnessWarning):
+        fast = nk.solve(nk.ODE(robertson_rhs), [1.0, 0.0, 0.0], [0.0, 1e3], ROBERTSON, **opts)
+    assert slow.status == fast.status == -3 and slow.message == fast.message
