@@ -1335,3 +1335,4 @@ _PY = python_twins(globals(), ["stages", "checked_evaluate", "integrate", "_inte
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]
 rhs_at_points_py = _PY["rhs_at_points"]
+brent_py = _PY["brent"]
