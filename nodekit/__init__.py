@@ -23,6 +23,11 @@ from .ensemble import EnsembleSolution, odeint_ensemble, solve_ensemble
 from .events import Event, NoEventError, odeint_event
 from .check import CheckReport, KernelCheckError, check_ode
 
+#: The explicit Runge-Kutta methods (Butcher tableaux) by name.
+EXPLICIT_METHODS = METHODS
+#: Every method by name: the explicit ones and the stiff ones (Rosenbrock, ESDIRK).
+METHODS = {**EXPLICIT_METHODS, **STIFF_METHODS}
+
 __version__ = "0.1.0"
 
 from . import _source_tree  # noqa: E402  (nodekit.examples etc. in a source checkout)
@@ -38,6 +43,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'nodekit' has no attribute {name!r}")
 
 __all__ = ["ODE", "METHODS", "STIFF_METHODS", "ButcherTableau", "GradientError", "PIController",
+           "EXPLICIT_METHODS",
            "EnsembleSolution", "Event", "NoEventError", "odeint_event", "Solution",
            "SolveError", "get_tableau", "odeint", "odeint_ensemble", "solve", "solve_ensemble",
            "__version__"]

@@ -58,7 +58,8 @@ from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, checked_evaluate, combine,
-                       copy_into, float_list, record_step, set_row, stage_input, start)
+                       copy_into, float_list, propose, record_step, set_row, stage_input,
+                       start)
 from .controllers import accept_factor, error_norm, reject_factor, scaled_rms
 
 _jit = nb.njit(cache=True, nogil=True)
@@ -198,12 +199,14 @@ def esdirk_error(h, etab, K, y, ynew, W, piv, est, est_row, one, opt):
 
 
 @_jit
-def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
+def esdirk(system, jac, plan, theta, y0, ts, etab, opt, out, fault):
     """Integrate ``system`` through every time in ``ts`` with an ESDIRK method.
 
     Arguments as :func:`nodekit._implicit.rosenbrock`, with the
     :class:`ESDIRKLoopTableau` ``etab``; returns a
-    :class:`~nodekit._implicit.StiffLoopResult`.
+    :class:`~nodekit._implicit.StiffLoopResult`.  With ``opt.jumps`` the
+    system's jump is applied at every output time (each is a step end);
+    ``f`` and ``J`` are then taken afresh at the new state.
     """
     n = y0.size
     m = ts.size
@@ -253,7 +256,7 @@ def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
             status = INTERRUPTED
             break
         if need_jac:
-            code, evals = jacobian_y(system, jac, has_jac, theta, t, y, f0, J, tmp, fk,
+            code, evals = jacobian_y(system, jac, plan, theta, t, y, f0, J, tmp, fk,
                                      fault)
             nfev += evals
             njev += 1
@@ -263,16 +266,9 @@ def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
             need_jac = False
             jac_current = True
             h_lu = 0.0
-        min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
-        if h_abs > opt.max_step:
-            h_abs = opt.max_step
-        elif h_abs < min_step:
-            h_abs = min_step
         t_stop = ts[n_out]
+        t_new, h_abs, min_step = propose(t, t0, h_abs, t_stop, direction, 0, opt)
         h_proposed = h_abs
-        t_new = t + direction * h_abs
-        if direction * (t_new - t_stop) > 0.0:
-            t_new = t_stop
         h = t_new - t
 
         singular = False
@@ -332,12 +328,20 @@ def esdirk(system, jac, has_jac, theta, y0, ts, etab, opt, out, fault):
         naccept += 1
         if opt.dense:
             record_step(rec, t, h, y, K)
-        n_out = write_outputs(ts, n_out, direction, t, y, h, t_new, ynew, etab.P, K, w,
-                              tmp, out)
+        n_out, jumped = write_outputs(system, ts, n_out, direction, t, y, h, t_new, ynew,
+                                      etab.P, K, w, tmp, out, opt.jumps)
         t = t_new
         copy_into(ynew, y)
-        copy_into(fk, f0)
         jac_current = False
+        if jumped:
+            # the state changed: f (the next first stage) and J are new
+            nfev += 1
+            if checked_evaluate(system, t, y, f0, fault):
+                status = FAILED_KERNEL
+                break
+            need_jac = True
+        else:
+            copy_into(fk, f0)
         if iters > 2 and rate > SLOW_RATE:
             need_jac = True
         factor = accept_factor(err, err_prev, exponent, opt.ctrl, rejected)

@@ -34,9 +34,9 @@ import numpy as np
 from . import _interrupt, _kernels
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
-                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, checked_evaluate, combine,
-                       copy_into, dense_weights, float_list, note_fault, record_step, set_row,
-                       stack_record, stage_input, start)
+                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, apply_jump, checked_evaluate,
+                       combine, copy_into, dense_weights, float_list, note_fault, propose,
+                       record_step, set_row, stack_record, stage_input, start)
 from .controllers import accept_factor, error_norm, reject_factor
 
 _jit = nb.njit(cache=True, nogil=True)
@@ -110,13 +110,13 @@ def iteration_matrix(J, h, gamma, W):
 
 
 @_jit
-def fd_jacobian(system, t, y, f0, J, ytmp, ftmp, fault):
-    """Forward-difference ``J = df/dy`` at ``(t, y)`` (``y.size`` evaluations);
-    returns 0, or the fault code of a kernel that raised (see
-    :func:`nodekit._kernels.checked_evaluate`)."""
+def fd_jacobian(system, t, y, f0, J, ytmp, ftmp, fault, n_cols):
+    """Forward-difference columns ``0 .. n_cols - 1`` of ``J = df/dy`` at
+    ``(t, y)`` (``n_cols`` evaluations); returns 0, or the fault code of a
+    kernel that raised (see :func:`nodekit._kernels.checked_evaluate`)."""
     n = y.size
     copy_into(y, ytmp)
-    for j in range(n):
+    for j in range(n_cols):
         yj = y[j]
         ytmp[j] = yj + _SQRT_EPS * max(abs(yj), 1e-5)
         delta = ytmp[j] - yj
@@ -126,6 +126,32 @@ def fd_jacobian(system, t, y, f0, J, ytmp, ftmp, fault):
         for i in range(n):
             J[i, j] = (ftmp[i] - f0[i]) / delta
         ytmp[j] = yj
+    return 0
+
+
+@_jit
+def linear_columns(system, t, y, J, ytmp, ftmp, fault, c0, c1):
+    """Columns ``c0 .. c1 - 1`` of ``J`` exactly, for a right-hand side
+    linear in those components jointly (the adjoint ``a``): column ``j`` is
+    ``f(z + e_j) - f(z)`` with ``z`` = ``y`` whose components ``c0 .. c1 - 1``
+    are zero (``c1 - c0 + 1`` evaluations); returns a fault code as
+    :func:`fd_jacobian`."""
+    n = y.size
+    base = np.empty(n)
+    copy_into(y, ytmp)
+    for j in range(c0, c1):
+        ytmp[j] = 0.0
+    code = checked_evaluate(system, t, ytmp, base, fault)
+    if code:
+        return code
+    for j in range(c0, c1):
+        ytmp[j] = 1.0
+        code = checked_evaluate(system, t, ytmp, ftmp, fault)
+        if code:
+            return code
+        for i in range(n):
+            J[i, j] = ftmp[i] - base[i]
+        ytmp[j] = 0.0
     return 0
 
 
@@ -143,43 +169,82 @@ def fd_time_derivative(system, t, y, f0, dfdt, ftmp, direction, fault):
     return 0
 
 
+class JacobianPlan(NamedTuple):
+    """How a stiff loop forms ``J = df/dy`` of its system.
+
+    With ``kernel``, the ``jac`` kernel gives all of it.  Otherwise columns
+    ``0 .. n_fd - 1`` are forward differences (:func:`fd_jacobian`), the next
+    ``n_lin`` are exact for a system linear in those components
+    (:func:`linear_columns`: the adjoint ``a`` of the backward systems), and
+    the rest are zero (components nothing depends on: the parameter
+    quadrature ``g``).  Built by :func:`jacobian_plan`.
+    """
+
+    kernel: bool
+    n_fd: int
+    n_lin: int
+
+
+def jacobian_plan(kernel, n_fd, n_lin=0):
+    """The :class:`JacobianPlan` with the loop's field types."""
+    return JacobianPlan(bool(kernel), int(n_fd), int(n_lin))
+
+
 @_jit
-def jacobian_y(system, jac, has_jac, theta, t, y, f0, J, tmp, fk, fault):
-    """``J = df/dy`` at ``(t, y)`` (``f0 = f(t, y)``): the ``jac`` kernel, or
-    forward differences; returns ``(fault code, evaluations)``."""
-    if has_jac:
+def jacobian_y(system, jac, plan, theta, t, y, f0, J, tmp, fk, fault):
+    """``J = df/dy`` at ``(t, y)`` (``f0 = f(t, y)``) as the
+    :class:`JacobianPlan` says; returns ``(fault code, evaluations)``."""
+    if plan.kernel:
         code = jac(t, y, theta, J)
         if code:
             note_fault(fault, code, t, y)
         return code, 0
-    return fd_jacobian(system, t, y, f0, J, tmp, fk, fault), y.size
+    code = fd_jacobian(system, t, y, f0, J, tmp, fk, fault, plan.n_fd)
+    if code:
+        return code, plan.n_fd
+    c1 = plan.n_fd + plan.n_lin
+    if plan.n_lin:
+        code = linear_columns(system, t, y, J, tmp, fk, fault, plan.n_fd, c1)
+        if code:
+            return code, plan.n_fd + plan.n_lin + 1
+    for i in range(y.size):
+        for j in range(c1, y.size):
+            J[i, j] = 0.0
+    return 0, plan.n_fd + (plan.n_lin + 1 if plan.n_lin else 0)
 
 
 @_jit
-def jacobians(system, jac, has_jac, theta, t, y, f0, J, dfdt, tmp, fk, direction, fault):
+def jacobians(system, jac, plan, theta, t, y, f0, J, dfdt, tmp, fk, direction, fault):
     """``J = df/dy`` (:func:`jacobian_y`) and ``df/dt`` at ``(t, y)``; returns
     ``(fault code, evaluations)``."""
-    code, nfev = jacobian_y(system, jac, has_jac, theta, t, y, f0, J, tmp, fk, fault)
+    code, nfev = jacobian_y(system, jac, plan, theta, t, y, f0, J, tmp, fk, fault)
     if code:
         return code, nfev
     return fd_time_derivative(system, t, y, f0, dfdt, fk, direction, fault), nfev + 1
 
 
 @_inline
-def write_outputs(ts, n_out, direction, t, y, h, t_new, ynew, P, K, w, tmp, out):
+def write_outputs(system, ts, n_out, direction, t, y, h, t_new, ynew, P, K, w, tmp, out,
+                  jumps):
     """Write ``y`` at every output time in ``(t, t_new]`` into ``out``: the
-    step's end, or the dense output ``P`` inside the step; returns the next
-    output row.  (The stiff loops' counterpart of
-    :func:`nodekit._kernels.emit_outputs`, without jumps or extra stages.)"""
+    step's end, or the dense output ``P`` inside the step; with ``jumps``
+    apply the system's jump (:func:`nodekit._kernels.apply_jump`) at a step
+    end.  Returns ``(next output row, whether the state jumped)``.  (The
+    stiff loops' counterpart of :func:`nodekit._kernels.emit_outputs`,
+    without extra stages.)"""
+    jumped = False
     while n_out < ts.size and direction * (ts[n_out] - t_new) <= 0.0:
         if ts[n_out] == t_new:
+            if jumps:
+                apply_jump(system, n_out, ynew)
+                jumped = True
             set_row(out, n_out, ynew)
         else:
             dense_weights(P, (ts[n_out] - t) / h, w)
             combine(y, h, w, K, tmp)
             set_row(out, n_out, tmp)
         n_out += 1
-    return n_out
+    return n_out, jumped
 
 
 @_inline
@@ -288,20 +353,22 @@ def loop_tableau(tab):
 
 
 @_jit
-def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
+def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
     """Integrate ``system`` through every time in ``ts`` with a Rosenbrock method.
 
-    Arguments and results as :func:`nodekit._kernels.integrate` (adaptive,
-    without jumps: ``opt`` is a :class:`~nodekit._kernels.LoopOptions`), with
-    the :class:`RosenbrockLoopTableau` ``rtab``, the Jacobian
-    ``jac(t, y, theta, J)`` (used when ``has_jac``; otherwise forward
-    differences of ``system``; a guarded kernel returning a fault code, see
-    :mod:`nodekit.ode`) and the ``fault`` record of a kernel that raised
-    (status -4).  Returns a :class:`StiffLoopResult`.
+    Arguments and results as :func:`nodekit._kernels.integrate` (adaptive:
+    ``opt`` is a :class:`~nodekit._kernels.LoopOptions`; with ``opt.jumps``
+    every output time is a step end where the system's jump is applied, as
+    the backward passes of :mod:`nodekit.adjoint` need), with the
+    :class:`RosenbrockLoopTableau` ``rtab``, the Jacobian ``jac(t, y, theta,
+    J)`` and the :class:`JacobianPlan` ``plan`` saying whether it is used
+    (otherwise differences of ``system``; ``jac`` is a guarded kernel
+    returning a fault code, see :mod:`nodekit.ode`) and the ``fault`` record
+    of a kernel that raised (status -4).  Returns a :class:`StiffLoopResult`.
     """
     A, Cm, M, E, c, d, P, gamma, error_order = rtab
     rtol, atol, n_err, ctrl = opt.rtol, opt.atol, opt.n_err, opt.ctrl
-    max_step, max_steps, dense = opt.max_step, opt.max_steps, opt.dense
+    max_steps, dense = opt.max_steps, opt.dense
     n = y0.size
     m = ts.size
     S = A.shape[0]
@@ -341,7 +408,7 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
             status = INTERRUPTED
             break
         if fresh:
-            code, evals = jacobians(system, jac, has_jac, theta, t, y, f0, J, dfdt,
+            code, evals = jacobians(system, jac, plan, theta, t, y, f0, J, dfdt,
                                     tmp, fk, direction, fault)
             nfev += evals
             njev += 1
@@ -349,14 +416,9 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
                 status = FAILED_KERNEL
                 break
             fresh = False
-        min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
-        if h_abs > max_step:
-            h_abs = max_step
-        elif h_abs < min_step:
-            h_abs = min_step
-        t_new = t + direction * h_abs
-        if direction * (t_new - t_end) > 0.0:
-            t_new = t_end
+        t_stop = ts[n_out] if opt.jumps else t_end
+        t_new, h_abs, min_step = propose(t, t0, h_abs, t_stop, direction, 0, opt)
+        h_proposed = h_abs
         h = t_new - t
 
         iteration_matrix(J, h, gamma, W)
@@ -385,8 +447,9 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
         naccept += 1
         if dense:
             record_step(rec, t, h, y, K)
-        n_out = write_outputs(ts, n_out, direction, t, y, h, t_new, ynew, P, K, w, tmp,
-                              out)
+        # (a jump changes ynew: f0 is evaluated at the new state below anyway)
+        n_out, _ = write_outputs(system, ts, n_out, direction, t, y, h, t_new, ynew, P, K,
+                                 w, tmp, out, opt.jumps)
 
         t = t_new
         copy_into(ynew, y)
@@ -399,6 +462,8 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
             break
         fresh = True
         h_abs = abs(h) * accept_factor(err, err_prev, exponent, ctrl, rejected)
+        if t_new == t_stop and h_abs < h_proposed:
+            h_abs = h_proposed  # a step cut short by a stop says nothing
         err_prev = max(err, 1e-4)
         rejected = False
 
@@ -407,8 +472,9 @@ def rosenbrock(system, jac, has_jac, theta, y0, ts, rtab, opt, out, fault):
 
 
 _PY = _kernels.python_twins(globals(), ["rosenbrock", "rosenbrock_stages", "fd_jacobian",
-                                         "fd_time_derivative", "jacobian_y", "jacobians",
-                                         "stiff_result"], _kernels._PY)
+                                         "linear_columns", "fd_time_derivative", "write_outputs",
+                                         "jacobian_y", "jacobians", "stiff_result"],
+                            _kernels._PY)
 rosenbrock_py = _PY["rosenbrock"]
 
 
@@ -484,32 +550,53 @@ def _family_loop(tab, compiled):
     return (rosenbrock if compiled else rosenbrock_py), loop_tableau(tab)
 
 
+def stiff_tableau(method):
+    """The stiff tableau named (or given by) ``method``."""
+    from .tableaux import STIFF_METHODS
+    return method if not isinstance(method, str) else STIFF_METHODS[method.strip().lower()]
+
+
 def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
         first_step=None, max_step=np.inf, max_steps=100_000, dense=False, shape=None):
     """A stiff loop (Rosenbrock or ESDIRK, by the method) on inputs that
     :func:`nodekit.integrate.integrate` validated (flat ``y0``,
     per-component ``rtol``/``atol``); returns ``(ys, info, dense)`` in the
     form of :func:`nodekit.integrate.run` (``info`` also has ``njev`` and
-    ``nlu``)."""
-    from .integrate import STATUS_MESSAGES, DenseSolution, kernel_fault_message, loop_options
-    from .tableaux import STIFF_METHODS
-
-    tab = method if not isinstance(method, str) else STIFF_METHODS[method.strip().lower()]
-    n = y0.size
-    shape = (n,) if shape is None else shape
-    out = np.full((ts.size, n), np.nan)
-    fault = np.zeros(n + 2)
+    ``nlu``).  The Jacobian: ``fun``'s ``jac`` kernel (an ``nk.ODE``),
+    autograd (a Python ``fun`` it can trace), else forward differences."""
+    shape = (y0.size,) if shape is None else shape
     if compiled:
         jac = fun.jac_cfunc
     else:
         jac = _autograd_jacobian(fun, shape, ts[0], y0, theta)
+    plan = jacobian_plan(jac is not None, y0.size)
+    return run_system(compiled, system, y0, ts, method, rtol, atol, controller, jac=jac,
+                      plan=plan, theta=theta, first_step=first_step, max_step=max_step,
+                      max_steps=max_steps, dense=dense, shape=shape)
+
+
+def run_system(compiled, system, y0, ts, method, rtol, atol, controller, *, plan,
+               jac=None, theta=None, first_step=None, max_step=np.inf, max_steps=100_000,
+               dense=False, shape=None, n_err=None, jumps=False):
+    """A stiff loop on any system of :data:`nodekit._kernels.SYSTEMS` (the
+    backward passes of :mod:`nodekit.adjoint` too), its Jacobian formed as
+    the :class:`JacobianPlan` ``plan`` says; ``n_err`` and ``jumps`` as in
+    :func:`nodekit.integrate.run`.  Returns ``(ys, info, dense)``."""
+    from .integrate import STATUS_MESSAGES, DenseSolution, kernel_fault_message, loop_options
+
+    tab = stiff_tableau(method)
+    n = y0.size
+    shape = (n,) if shape is None else shape
+    out = np.full((ts.size, n), np.nan)
+    fault = np.zeros(n + 2)
     loop, ltab = _family_loop(tab, compiled)
-    has_jac = jac is not None
     jac = _no_jac() if jac is None else jac
+    # the theta the jac kernel reads (a placeholder when there is none)
+    kernel_theta = np.empty(0) if theta is None and compiled else theta
     with _interrupt.armed(compiled):
-        opt = loop_options(rtol, atol, controller, first_step=first_step,
-                           max_step=max_step, max_steps=max_steps, dense=dense)
-        res = loop(system, jac, has_jac, theta, y0, ts, ltab, opt, out, fault)
+        opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=first_step,
+                           max_step=max_step, max_steps=max_steps, dense=dense, jumps=jumps)
+        res = loop(system, jac, plan, kernel_theta, y0, ts, ltab, opt, out, fault)
     info = dict(status=int(res.status), t_reached=float(res.t_reached),
                 h_last=float(res.h_last), nfev=int(res.nfev), nsteps=int(res.nsteps),
                 naccept=int(res.naccept), nreject=int(res.nreject), n_out=int(res.n_out),
@@ -517,8 +604,9 @@ def run(fun, compiled, system, y0, ts, theta, method, rtol, atol, controller, *,
                 method=tab.name, shape=shape, t=ts)
     if res.status == FAILED_KERNEL:
         info["fault_state"] = fault[2:].copy()
-        info["message"] = kernel_fault_message(system, fault, res.nsteps, res.nfev,
-                                               jac=(jac, theta))
+        info["message"] = kernel_fault_message(
+            system, fault, res.nsteps, res.nfev,
+            jac=(jac, kernel_theta) if plan.kernel else None)
     else:
         info["message"] = STATUS_MESSAGES[info["status"]].format(
             t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (

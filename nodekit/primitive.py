@@ -18,6 +18,7 @@ from ._errors import SolveError
 from .ode import ODE
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, ODEINT, Options, explain_unknown
 from .tableaux import get_tableau
+from ._implicit import is_stiff, stiff_tableau
 
 #: The options of :func:`odeint` (read by the models that pass them on).
 _ODEINT_OPTIONS = ODEINT
@@ -209,13 +210,15 @@ def odeint(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
     >>> bool(abs(autograd.grad(loss)(0.5) + anp.exp(-0.5)) < 1e-7)
     True
     """
-    get_tableau(method)
     gradient = strategy(gradient)
-    adjoint_tableau = get_tableau(adjoint_method or method)
+    _method_tableau(method)
+    adjoint_tableau = _method_tableau(adjoint_method or _backward_method(method))
     if controller is None:
         controller = DEFAULT_CONTROLLER
     adj_step = None
-    if not adjoint_tableau.is_adaptive:
+    if is_stiff(adjoint_tableau):
+        pass  # adaptive; a `step_size` is refused by the forward solve
+    elif not adjoint_tableau.is_adaptive:
         if step_size is None and adjoint_method is not None:
             raise ValueError(
                 f"`step_size` is required for the fixed-step adjoint_method "
@@ -245,7 +248,44 @@ def odeint(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
         theta = np.empty(0)
     # record the forward pass only when a gradient can be asked for
     slot = _RecordSlot() if any(isbox(a) for a in (y0, t, theta)) else None
+    if slot is not None and is_stiff(method):
+        _check_stiff_gradient(method, gradient)
     return _odeint(y0, t, theta, _Config(fun, opts, gradient, adj, theta_none, stats, slot))
+
+
+#: Stiff methods whose continuous backward pass runs another method by default:
+#: Rodas5's error estimate (its last stage) is identically zero on components
+#: that depend on time alone, such as the adjoint's parameter quadrature, so
+#: that quadrature would go unchecked; Rodas4's estimate controls it.
+BACKWARD_METHOD = {"rodas5": "rodas4"}
+
+
+def _backward_method(method):
+    """The default ``adjoint_method`` for the forward ``method``."""
+    if isinstance(method, str):
+        return BACKWARD_METHOD.get(method.strip().lower(), method)
+    return BACKWARD_METHOD.get(getattr(method, "name", None), method)
+
+
+def _method_tableau(method):
+    """The tableau of ``method``, explicit or stiff."""
+    return stiff_tableau(method) if is_stiff(method) else get_tableau(method)
+
+
+def _check_stiff_gradient(method, gradient):
+    """A gradient through the stiff ``method`` is asked for: only
+    ``gradient='interpolated'`` is available (see the stiff-problems page)."""
+    if gradient.name == "interpolated":
+        return
+    name = stiff_tableau(method).name
+    why = ("its backward pass would integrate y backwards in time, where the stiff, "
+           "quickly decaying modes grow just as quickly, so no step size can follow them"
+           if gradient.name == "adjoint" else
+           "the derivative of the stiff stages is not implemented")
+    raise ValueError(
+        f"gradient={gradient.name!r} is not available through the stiff method {name!r}: "
+        f"{why}. Use gradient='interpolated' (y read from the forward solution, the "
+        f"adjoint integrated backwards by a stiff method too).")
 
 
 def _checkpoints(k):

@@ -8,8 +8,8 @@ from nodekit.validation.cases import all_cases
 
 from problems import COSGROWTH, LINEAR, LV, LV_THETA, LV_Y0, VDP, cosgrowth_py, lv_py, vdp_py
 
-ADAPTIVE = [m for m, tab in nk.METHODS.items() if tab.is_adaptive]
-FIXED = [m for m, tab in nk.METHODS.items() if not tab.is_adaptive]
+ADAPTIVE = [m for m, tab in nk.EXPLICIT_METHODS.items() if tab.is_adaptive]
+FIXED = [m for m, tab in nk.EXPLICIT_METHODS.items() if not tab.is_adaptive]
 
 
 # --- closed forms ------------------------------------------------------------
@@ -66,7 +66,7 @@ def _fitted_order(method):
     return np.polyfit(np.log(hs), np.log(errs), 1)[0], tab.order
 
 
-@pytest.mark.parametrize("method", sorted(nk.METHODS))
+@pytest.mark.parametrize("method", sorted(nk.EXPLICIT_METHODS))
 def test_convergence_order(method):
     slope, order = _fitted_order(method)
     assert abs(slope - order) < 0.2, (method, slope, order)

@@ -55,8 +55,8 @@ def taylor_bound(A, y0, t1, h, order):
     return steps * math.exp(steps * z) * local * np.linalg.norm(y0) + 1e-13
 
 
-FIXED = [m for m, tab in nk.METHODS.items() if not tab.is_adaptive]
-ADAPTIVE = [m for m, tab in nk.METHODS.items() if tab.is_adaptive]
+FIXED = [m for m, tab in nk.EXPLICIT_METHODS.items() if not tab.is_adaptive]
+ADAPTIVE = [m for m, tab in nk.EXPLICIT_METHODS.items() if tab.is_adaptive]
 #: Bound on the global error / (rtol * max |y(t)|) at rtol = 1e-8, atol = 1e-12 on
 #: these systems: ten times the worst ratio measured over 300 random draws
 #: (heun_euler 1.7, bosh3 9.7, rkf45 35, cash_karp 3.5, dopri5 1.3, tsit5 0.23,
@@ -68,7 +68,8 @@ ADAPTIVE_FACTOR = {"heun_euler": 20, "bosh3": 100, "rkf45": 400, "cash_karp": 40
 
 
 def test_every_method_is_covered():
-    assert set(FIXED) | set(ADAPTIVE) == set(nk.METHODS)
+    assert set(FIXED) | set(ADAPTIVE) == set(nk.EXPLICIT_METHODS)
+    assert set(nk.METHODS) == set(nk.EXPLICIT_METHODS) | set(nk.STIFF_METHODS)
     assert set(ADAPTIVE_FACTOR) == set(ADAPTIVE) | set(nk.STIFF_METHODS)
     assert all(len(nk.get_tableau(m).b) == nk.get_tableau(m).order for m in FIXED)
 

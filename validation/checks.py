@@ -21,8 +21,8 @@ from nodekit import tableaux as T
 
 from .cases import all_cases, reference_cases, verify
 
-ADAPTIVE = [m for m, tab in nk.METHODS.items() if tab.is_adaptive]
-FIXED = [m for m, tab in nk.METHODS.items() if not tab.is_adaptive]
+ADAPTIVE = [m for m, tab in nk.EXPLICIT_METHODS.items() if tab.is_adaptive]
+FIXED = [m for m, tab in nk.EXPLICIT_METHODS.items() if not tab.is_adaptive]
 MODES = list(nk.adjoint.GRADIENTS)
 EPS = np.finfo(float).eps
 
@@ -254,7 +254,7 @@ def closed_forms(quick):
 def order_conditions(quick):
     fam = Family(
         "order conditions",
-        "Butcher's order conditions of every tableau in `nk.METHODS`, over all rooted "
+        "Butcher's order conditions of every tableau in `nk.EXPLICIT_METHODS`, over all rooted "
         "trees, in exact rational arithmetic (`nodekit.tableaux.order_condition_residuals`): "
         "the propagated weights up to the declared order, the embedded weights up to "
         "theirs, the dense output at several points of the step.",
@@ -271,7 +271,7 @@ def order_conditions(quick):
         vals = [abs(float(r)) for _, k, r in res if k <= upto]
         return max(vals), f"{len(vals)} tree{'s' if len(vals) != 1 else ''}"
 
-    for name, tab in nk.METHODS.items():
+    for name, tab in nk.EXPLICIT_METHODS.items():
         lim = 0.0 if tab.exact else DECIMAL_RESIDUAL
         p = tab.order
         res = T.order_condition_residuals(tab, p + 1)
@@ -538,7 +538,7 @@ def _convergence_study(fam, rows, fits, method, name, quick):
 def convergence(quick):
     fam = Family(
         "convergence",
-        "Every method of `nk.METHODS` with fixed steps (`step_size=`, adaptive pairs "
+        "Every method of `nk.EXPLICIT_METHODS` with fixed steps (`step_size=`, adaptive pairs "
         "too) on smooth closed-form cases: the slope of log(error) against log(h), "
         "fitted over the asymptotic range only, must match the order of the tableau.",
         [f"|fitted slope - order| <= {SLOPE_TOL}",
@@ -548,7 +548,7 @@ def convergence(quick):
          f"max({fmt(ROUNDOFF)}, 10 N eps), up to {FIT_SPAN:g}x the finest such step, at "
          f"least {FIT_POINTS} points (chosen without looking at the order)"])
     rows, fits = [], []
-    for method in nk.METHODS:
+    for method in nk.EXPLICIT_METHODS:
         for name in (QUICK_CONVERGENCE_CASES if quick else CONVERGENCE_CASES):
             _convergence_study(fam, rows, fits, method, name, quick)
     fam.tables["convergence"] = rows
@@ -573,7 +573,7 @@ def dense_convergence(quick):
         [f"|fitted slope - (dense_order + 1)| <= {SLOPE_TOL}, h = 2^(-k/2), asymptotic "
          "range chosen as for the convergence family"])
     rows, fits = [], []
-    for method, tab in nk.METHODS.items():
+    for method, tab in nk.EXPLICIT_METHODS.items():
         for name in (QUICK_CONVERGENCE_CASES if quick else DENSE_CASES):
             case = all_cases()[name]
             f, th = case.fun(), np.array(case.theta)

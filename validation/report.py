@@ -68,7 +68,7 @@ def method_rows(families):
     """One row per method: orders, fitted slopes, accuracy, NFE, SciPy steps."""
     fams = _by(families)
     rows = []
-    for name, tab in nk.METHODS.items():
+    for name, tab in nk.EXPLICIT_METHODS.items():
         row = [name, tab.order if not tab.is_adaptive else f"{tab.order}({tab.error_order})",
                tab.dense_order]
         oc = fams.get("order conditions")

@@ -123,7 +123,7 @@ def main(argv=None):
     cmd = shlex.join(["python", "-m", "validation"] + argv)
     header = (f"nodekit {nk.__version__} validation ({'quick' if args.quick else 'full'}): "
               f"{len(checks.case_names(args.quick))} closed-form cases, "
-              f"{len(nk.METHODS)} methods, {len(checks.MODES)} gradient modes")
+              f"{len(nk.EXPLICIT_METHODS)} methods, {len(checks.MODES)} gradient modes")
     print(header, flush=True)
     t0 = time.perf_counter()
     families = run(quick=args.quick, only=args.only, progress=_progress)

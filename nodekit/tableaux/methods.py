@@ -345,9 +345,10 @@ def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
     stiff = method.strip().lower()
     if tab is None and (stiff in ROSENBROCK_METHODS or stiff in ESDIRK_METHODS):
         raise ValueError(
-            f"{method!r} is a stiff (Rosenbrock or ESDIRK) method: `nk.solve` runs it, but "
-            "gradients (`nk.odeint`), ensembles and fixed steps through it are not "
-            "implemented yet; use an explicit method such as 'dopri5' there.")
+            f"{method!r} is a stiff (Rosenbrock or ESDIRK) method: `nk.solve` and "
+            "`nk.odeint` (gradient='interpolated') run it, but ensembles, fixed steps "
+            "and events through it are not implemented; use an explicit method such as "
+            "'dopri5' there.")
     if tab is None:
         names = ", ".join(repr(n) for n in sorted(METHODS))
         raise ValueError(f"`method` must be one of {names}; got {method!r}.")

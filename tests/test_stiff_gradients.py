@@ -1,0 +1,99 @@
+"""Gradients through the stiff methods (``nk.odeint(method=<stiff>)``).
+
+``gradient='interpolated'`` reads ``y`` from the forward dense output and
+integrates the adjoint ``[a, g]`` backwards with a stiff method too; it is
+checked against a closed form (a stiff linear system, whose solution is a
+matrix exponential).  The modes that are refused say so.  The comparison
+with central differences of SciPy's Radau at rtol 1e-12 on Robertson and Van
+der Pol (mu = 1000), for every method, is ``validation/stiff_gradients.py``
+(SciPy's solves take about a minute).
+"""
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from scipy.linalg import expm, expm_frechet
+
+import nodekit as nk
+
+#: One method of each family here (and rodas4, the default backward method of
+#: rodas5); every method, on longer horizons, in validation/stiff_gradients.py.
+QUICK = ["rodas5", "rodas4", "kvaerno5"]
+
+
+def robertson(t, y, k):
+    return anp.array([-k[0] * y[0] + k[2] * y[1] * y[2],
+                      k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
+                      k[1] * y[1] ** 2])
+
+
+def linear(t, y, a):
+    return anp.dot(anp.reshape(a, (2, 2)), y)
+
+
+def _loss(fun, ts, method, **kw):
+    def loss(y0, theta):
+        return anp.sum(nk.odeint(fun, y0, ts, theta, method=method,
+                                 gradient="interpolated", **kw) ** 2)
+    return loss
+
+
+ROB_Y0 = np.array([1.0, 0.0, 0.0])
+ROB_K = np.array([0.04, 3e7, 1e4])
+ROB_T = np.array([0.0, 0.1, 1.0])
+
+
+#: The relative error allowed in every gradient component at rtol 1e-9.
+TOL = {"rodas5": 1e-5, "rodas4": 1e-5, "kvaerno5": 1e-5}
+
+
+@pytest.mark.parametrize("method", QUICK)
+def test_stiff_linear_gradient_matches_the_matrix_exponential(method):
+    # L = sum(expm(A T) y0): dL/dy0 = expm(A T)^T 1, dL/dA_ij = 1^T L(A T, T E_ij) y0
+    A = np.array([[-1.0, 0.5], [100.0, -1e4]])
+    y0 = np.array([1.0, 2.0])
+    T = 1.0
+
+    def loss(y0, a):
+        return anp.sum(nk.odeint(linear, y0, [0.0, T], a, method=method,
+                                 gradient="interpolated", rtol=1e-9, atol=1e-12)[-1])
+
+    gy, ga = autograd.grad(loss, (0, 1))(y0, A.ravel())
+    assert np.allclose(gy, expm(A * T).T @ np.ones(2), rtol=TOL[method] / 10, atol=0)
+    exact = np.array([np.sum(expm_frechet(A * T, T * np.eye(4)[k].reshape(2, 2),
+                                          compute_expm=False) @ y0) for k in range(4)])
+    assert np.allclose(ga, exact, rtol=TOL[method], atol=TOL[method] * 1e-3 * abs(exact).max())
+
+
+def test_stiff_backward_pass_of_an_explicit_forward_pass():
+    # adjoint_method names a stiff method: the backsolve ("adjoint") integrates
+    # [y, a, g] with it (x columns of J by differences, a columns exact)
+    def loss(y0, k, mode, method):
+        return anp.sum(nk.odeint(lambda t, y, k: -k * y, y0, [0.0, 0.5, 1.0], k,
+                                 gradient=mode, adjoint_method=method, rtol=1e-10,
+                                 atol=1e-12) ** 2)
+    y0, k = np.array([1.5]), np.array([0.7])
+    e = np.exp(-k * np.array([0.5, 1.0]))
+    gy_exact = 2 * y0 * (1.0 + np.sum(e ** 2))  # the row at t0 counts too
+    gk_exact = -2 * y0 ** 2 * np.sum(np.array([0.5, 1.0]) * e ** 2)
+    for mode in ("adjoint", "interpolated"):
+        for method in ("rodas4", "kvaerno5"):
+            gy, gk = autograd.grad(loss, (0, 1))(y0, k, mode, method)
+            assert np.allclose(gy, gy_exact, rtol=1e-7) and np.allclose(gk, gk_exact,
+                                                                         rtol=1e-7)
+
+
+@pytest.mark.parametrize("mode", ["adjoint", "discrete"])
+def test_unavailable_modes_are_refused_clearly(mode):
+    loss = _loss(robertson, ROB_T, "rodas5")
+
+    def loss_mode(k):
+        return anp.sum(nk.odeint(robertson, ROB_Y0, ROB_T, k, method="rodas5",
+                                 gradient=mode))
+    with pytest.raises(ValueError, match=f"gradient='{mode}' is not available .*'rodas5'"
+                                         ".*gradient='interpolated'"):
+        autograd.grad(loss_mode)(ROB_K)
+    # without a gradient the forward solve runs in every mode
+    ys = nk.odeint(robertson, ROB_Y0, ROB_T, ROB_K, method="rodas5", gradient=mode)
+    assert np.allclose(ys[-1].sum(), 1.0)
+    assert loss(ROB_Y0, ROB_K) > 0
