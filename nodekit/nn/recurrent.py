@@ -179,9 +179,21 @@ def _time_major(X, mask):
     X = np.asarray(X, dtype=np.float64)
     B, T, k = X.shape
     Xt = np.empty((T, B, k + 1))
-    Xt[:, :, :k] = np.transpose(X, (1, 0, 2))
-    Xt[:, :, k] = 1.0
-    return Xt, np.ascontiguousarray(np.transpose(mask), dtype=np.bool_)
+    mt = np.empty((T, B), dtype=np.bool_)
+    _transpose_into(X, np.asarray(mask, dtype=np.bool_), Xt, mt)
+    return Xt, mt
+
+
+@numba.njit(cache=True)
+def _transpose_into(X, mask, Xt, mt):
+    """``Xt[j, r] = [X[r, j], 1]`` and ``mt[j, r] = mask[r, j]`` (one pass)."""
+    B, T, k = X.shape
+    for r in range(B):
+        for j in range(T):
+            for i in range(k):
+                Xt[j, r, i] = X[r, j, i]
+            Xt[j, r, k] = 1.0
+            mt[j, r] = mask[r, j]
 
 
 def _run(Wx, Wh, b, X, mask, reverse):
