@@ -224,7 +224,7 @@ class Dense(Layer):
                       f"    out_theta[{wt} + j] += t * col[j]",
                       f"    dt += theta[{wt} + j] * col[j]"]
         if c.need_input_grad:
-            lines += [f"np.dot({c.go}, {self._weights(c)}.T, {c.gi})"]
+            lines += [f"np.dot({c.go}, np.ascontiguousarray({self._weights(c)}.T), {c.gi})"]
         return lines
 
 
