@@ -313,19 +313,25 @@ class Interpolated(_Continuous):
 
 def _warn_drift(record, drift):
     """One :class:`AdjointDriftWarning` when the backsolve drift is too large."""
-    opts = record.adjoint_options
+    warn_drift(record.adjoint_options, record.ts, drift, "nk.odeint(gradient='adjoint')")
+
+
+def warn_drift(opts, ts, drift, who, stacklevel=3):
+    """One :class:`AdjointDriftWarning` from ``who`` when the largest
+    ``drift`` (per output time ``ts``) exceeds the backward tolerances
+    ``opts`` times :data:`DRIFT_FACTOR`."""
     limit = DRIFT_FACTOR * max(opts["rtol"], opts["atol"])
     worst = np.nanmax(drift)
     if not worst > limit:
         return
     j = int(np.nanargmax(drift))
     warnings.warn(AdjointDriftWarning(
-        f"nk.odeint(gradient='adjoint'): the backwards integration of y drifted from the "
-        f"forward solution by {worst:.3g} (relative, at t={record.ts[j]:.6g}), more than "
+        f"{who}: the backwards integration of y drifted from the "
+        f"forward solution by {worst:.3g} (relative, at t={ts[j]:.6g}), more than "
         f"{DRIFT_FACTOR:g} x the backward tolerance ({limit:.3g}); the gradient is "
         "unreliable (typical of chaotic or strongly dissipative problems). Use "
         "gradient='interpolated' or gradient='discrete', which do not integrate y "
-        "backwards; tightening the tolerances only delays the problem."), stacklevel=2)
+        "backwards; tightening the tolerances only delays the problem."), stacklevel=stacklevel)
 
 
 #: One strategy object per gradient mode.
