@@ -527,7 +527,7 @@ def _odeint_ensemble(y0s, t, thetas, config):
     vjps = state["vjps"] = []
     ys = []
     for i in range(y0s.shape[0]):
-        ti = t[i] if t.ndim == 2 else t
+        ti = t[i if len(t) > 1 else 0] if t.ndim == 2 else t
         vjp, y = make_vjp(lambda y0, tt, th: odeint(fun, y0, tt, th, **options),
                           argnum=(0, 1, 2))(y0s[i], ti, thetas[i])
         vjps.append(vjp)
@@ -538,7 +538,7 @@ def _odeint_ensemble(y0s, t, thetas, config):
 def _reraise(fun, options, y0s, t, thetas, i, backward):
     """Run trajectory ``i`` alone through :func:`nodekit.odeint` (and its
     gradient) to raise the error it raises, prefixed with its index."""
-    ti = t[i] if t.ndim == 2 else t
+    ti = t[i if len(t) > 1 else 0] if t.ndim == 2 else t
     try:
         vjp, y = make_vjp(lambda y0, tt, th: odeint(fun, y0, tt, th, **options),
                           argnum=(0, 1, 2))(y0s[i], ti, thetas[i])
@@ -627,9 +627,16 @@ def _backward_compiled(g, argnums, args):
     from .adjoint import warn_drift
     warn_drift(adj, drift[worst, 1:], drift[worst, :1],
                f"nk.odeint_ensemble(gradient='adjoint'), trajectory {worst}", stacklevel=4)
-    grads = {0: gy0.reshape(np.shape(y0s)), 1: gt if t.ndim == 2 else gt.sum(axis=0),
-             2: gth}
+    grads = {0: gy0.reshape(np.shape(y0s)), 1: _time_gradient(gt, t), 2: gth}
     return tuple(grads[i] for i in argnums)
+
+
+def _time_gradient(gt, t):
+    """The per-trajectory time gradients ``gt`` (N, m) in the shape of ``t``:
+    summed over the trajectories that share a row."""
+    if t.ndim == 1:
+        return gt.sum(axis=0)
+    return gt.sum(axis=0, keepdims=True) if t.shape[0] == 1 else gt
 
 
 def _odeint_ensemble_vjp(argnums, ans, args, kwargs):
@@ -642,10 +649,8 @@ def _odeint_ensemble_vjp(argnums, ans, args, kwargs):
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(lambda i: vjps[i](g[i]), range(len(vjps))))
         grads = {0: np.stack([p[0] for p in parts]),
-                 1: np.stack([p[1] for p in parts]),
+                 1: _time_gradient(np.stack([p[1] for p in parts]), t),
                  2: np.stack([p[2] for p in parts])}
-        if t.ndim == 1:
-            grads[1] = grads[1].sum(axis=0)
         return tuple(grads[i] for i in argnums)
 
     return vjp

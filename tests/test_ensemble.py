@@ -175,7 +175,8 @@ def test_gradient_equals_loop_of_odeint(gradient):
 
 
 @pytest.mark.parametrize("case", ["seminorm", "backward tolerances", "controller",
-                                  "last output only", "per-trajectory times"])
+                                  "last output only", "per-trajectory times",
+                                  "one shared row of times"])
 def test_compiled_adjoint_equals_loop_of_odeint(case):
     """The compiled ensemble adjoint (forward chunks, backward chunks in
     nopython) takes every option of nk.odeint and stops where it stops."""
@@ -195,6 +196,8 @@ def test_compiled_adjoint_equals_loop_of_odeint(case):
         weight = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
     elif case == "per-trajectory times":
         t = np.stack([t, 1.1 * t, 0.9 * t])
+    elif case == "one shared row of times":
+        t = t[None, :]
 
     def loss_ens(y0s, t, thetas):
         y = nk.odeint_ensemble(LV_GRAD, y0s, t, thetas, workers=2, **opts)
@@ -202,7 +205,8 @@ def test_compiled_adjoint_equals_loop_of_odeint(case):
 
     def loss_loop(y0s, t, thetas):
         return sum(anp.sum(weight[:, None] * nk.odeint(
-            LV_GRAD, y0s[i], t[i] if t.ndim == 2 else t, thetas[i], **opts) ** 2)
+            LV_GRAD, y0s[i], t[i if len(t) > 1 else 0] if t.ndim == 2 else t, thetas[i],
+            **opts) ** 2)
             for i in range(len(y0s)))
 
     g_ens = autograd.grad(loss_ens, (0, 1, 2))(y0s, t, thetas)
