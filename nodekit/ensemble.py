@@ -27,6 +27,7 @@ from autograd.numpy.numpy_boxes import ArrayBox
 from . import _checks, _interrupt, _kernels
 from ._errors import SolveError
 from ._interrupt import INTERRUPTED
+from .adjoint import backward_stops
 from .integrate import STATUS_MESSAGES, integrate, loop_options, loop_tableau
 from .ode import ODE
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, Options
@@ -400,33 +401,6 @@ class _Backward(NamedTuple):
 
 
 @nb.njit(cache=True, nogil=True)
-def _stops(g):
-    """The output rows a backward pass stops at, last first, ending at row 0:
-    those the loss reads (a nonzero cotangent) and the initial time (as
-    :class:`nodekit.adjoint._Continuous` chooses them); empty when the loss
-    reads no row after the first (no backward solve)."""
-    m, n = g.shape
-    read = np.zeros(m, dtype=np.bool_)
-    count = 1
-    for j in range(1, m):
-        for i in range(n):
-            if g[j, i] != 0.0:
-                read[j] = True
-                count += 1
-                break
-    if count == 1:
-        return np.empty(0, dtype=np.int64)
-    keep = np.empty(count, dtype=np.int64)
-    k = 0
-    for j in range(m - 1, 0, -1):
-        if read[j]:
-            keep[k] = j
-            k += 1
-    keep[k] = 0
-    return keep
-
-
-@nb.njit(cache=True, nogil=True)
 def _adjoint_one(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, fault):
     """One trajectory's backsolve adjoint (``[y, a, g_theta]`` backwards, ``y``
     re-seeded and the cotangent added at every stop), exactly as
@@ -434,7 +408,7 @@ def _adjoint_one(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, fault):
     ``dL/dtheta``; returns ``(status, nfev, worst drift, its time)``."""
     n = ys.shape[1]
     p = theta.size
-    keep = _stops(g)
+    keep = backward_stops(g)
     if keep.size == 0:
         gy0[:] = g[0]
         gth[:] = 0.0
