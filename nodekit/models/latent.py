@@ -170,22 +170,14 @@ def _time_major(x):
     """``x`` (B, T, D) as a C-contiguous (T, B, D) array (a compiled copy:
     NumPy's copy of the transposed view is several times slower)."""
     out = np.empty((x.shape[1], x.shape[0], x.shape[2]))
-    _transpose_into(x, out)
+    _copy_features(x, np.transpose(out, (1, 0, 2)))
     return out
 
 
 @numba.njit(cache=True)
-def _transpose_into(x, out):
-    B, T, D = x.shape
-    for b in range(B):
-        for j in range(T):
-            for i in range(D):
-                out[j, b, i] = x[b, j, i]
-
-
-@numba.njit(cache=True)
 def _copy_features(x, out):
-    """``out[b, j, :D] = x[b, j]`` (``out`` has more features than ``x``)."""
+    """``out[b, j, :D] = x[b, j]`` (``out`` may have more features than ``x``,
+    and may be a strided view)."""
     B, T, D = x.shape
     for b in range(B):
         for j in range(T):
