@@ -140,8 +140,9 @@ def main(iters=2000, out="out/spiral", seed=0, progress=True):
     """
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
-    print("preparing the compiled kernels (compiled on a first run, about 30 s; "
-          "loaded from the cache afterwards) ...", end=" ", flush=True)
+    print("preparing the compiled kernels (compiled on a first run: half a minute to two "
+          "minutes, depending on the CPU; loaded from the cache afterwards) ...", end=" ",
+          flush=True)
     rng = np.random.default_rng(seed)
     true_y = true_trajectory()
     model = make_model()

@@ -523,12 +523,12 @@ def _autograd_jacobian(fun, shape, t0, y0, theta):
 
 def is_stiff(method):
     """True when ``method`` names (or is) a stiff tableau (Rosenbrock or ESDIRK)."""
+    if type(method) is str and method in _EXPLICIT_NAMES:
+        return False  # the common case, before any import statement (each costs a few us)
     from .tableaux import STIFF_METHODS
     from .tableaux.esdirk import ESDIRKTableau
     from .tableaux.rosenbrock import RosenbrockTableau
     if type(method) is str:
-        if method in _EXPLICIT_NAMES:  # the common case, without the imports
-            return False
         return method.strip().lower() in STIFF_METHODS
     return isinstance(method, (RosenbrockTableau, ESDIRKTableau))
 

@@ -218,9 +218,15 @@ def _bench(args):
     _import("benchmarks.ensemble").run(quick=args.quick)
     print()
     _import("benchmarks.events").run(quick=args.quick)
+    print()
+    _import("benchmarks.stiff").main([])
     if not args.quick:
         print()
         _import("benchmarks.memory").run()
+        print()
+        _import("benchmarks.latent").main([])
+        print()
+        _import("benchmarks.nn_threads").main()
     return 0
 
 

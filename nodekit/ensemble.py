@@ -25,7 +25,9 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.numpy.numpy_boxes import ArrayBox
 
 from . import _checks, _interrupt, _kernels
+from ._errors import SolveError
 from ._interrupt import INTERRUPTED
+from .adjoint import backward_stops
 from .integrate import STATUS_MESSAGES, integrate, loop_options, loop_tableau
 from .ode import ODE
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, Options
@@ -170,7 +172,7 @@ def _loop_arrays(tableau, prob, options):
     n = prob.y0s.shape[1]
     rtol = _checks.check_tol(options["rtol"], "rtol", prob.shape)
     atol = _checks.check_tol(options["atol"], "atol", prob.shape)
-    opts = loop_options(rtol, atol, DEFAULT_CONTROLLER, n_err=n,
+    opts = loop_options(rtol, atol, options.get("controller") or DEFAULT_CONTROLLER, n_err=n,
                         first_step=options["first_step"], max_step=options["max_step"],
                         max_steps=options["max_steps"], step_size=options["step_size"])
     return loop_tableau(tableau), opts
@@ -383,14 +385,123 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method=D.method, rtol=D.rtol, at
 # Gradients: one autograd primitive over the ensemble, whose VJP runs the
 # trajectories' backward passes in parallel.
 # ---------------------------------------------------------------------------
+class _Backward(NamedTuple):
+    """The backward solve of ``gradient="adjoint"`` as every trajectory runs it
+    (what :func:`nodekit.odeint` would pass its loop; see
+    :func:`nodekit.primitive.backward_options`)."""
+
+    tab: _kernels.LoopTableau
+    rtol: np.ndarray      #: (2n + p,) the backward tolerances
+    atol: np.ndarray
+    n_err: int            #: ``2n`` with ``seminorm``, else ``2n + p``
+    ctrl: np.ndarray
+    max_step: float
+    max_steps: int        #: each trajectory adds the output times it stops at
+    fixed_step: float     #: 0.0: adaptive
+
+
+@nb.njit(cache=True, nogil=True)
+def _adjoint_one(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, fault):
+    """One trajectory's backsolve adjoint (``[y, a, g_theta]`` backwards, ``y``
+    re-seeded and the cotangent added at every stop), exactly as
+    :class:`nodekit.adjoint.Backsolve` runs it: writes ``dL/dy0`` and
+    ``dL/dtheta``; returns ``(status, nfev, worst drift, its time)``."""
+    n = ys.shape[1]
+    p = theta.size
+    keep = backward_stops(g)
+    if keep.size == 0:
+        gy0[:] = g[0]
+        gth[:] = 0.0
+        return 0, 0, 0.0, t[0]
+    W1 = np.empty((keep.size, n))
+    W2 = np.empty((keep.size, n))
+    ts_b = np.empty(keep.size)
+    for k in range(keep.size):
+        ts_b[k] = t[keep[k]]
+        W1[k] = ys[keep[k]]
+        W2[k] = g[keep[k]]
+    z0 = np.zeros(2 * n + p)
+    z0[:n] = W1[0]
+    z0[n:2 * n] = W2[0]
+    system = _kernels.AdjointSystem(rhs, vjp, theta, n, p, True, np.zeros(keep.size), W1,
+                                    W2, np.empty(p))
+    opt = _kernels.LoopOptions(back.rtol, back.atol, back.n_err, back.ctrl, first_step,
+                               back.max_step, back.max_steps + keep.size, back.fixed_step,
+                               False, True)
+    out = np.full((keep.size, 2 * n + p), np.nan)
+    res = _kernels.integrate(system, z0, ts_b, back.tab, opt, out, fault)
+    gy0[:] = out[-1, n:2 * n]
+    gth[:] = out[-1, 2 * n:]
+    j = np.argmax(system.drift)
+    return res.status, res.nfev, system.drift[j], ts_b[j]
+
+
+@nb.njit(cache=True, nogil=True)
+def _adjoint_chunk(rhs, vjp, thetas, ts, ys, G, mean_steps, back, lo, hi, gy0, gth, gt,
+                   stats, drift):
+    """Backward passes of trajectories ``lo .. hi-1`` (rows of length 1 in
+    ``thetas``/``ts`` are shared); with ``gt`` of ``m`` columns also the
+    time gradients (``gt`` of 0 columns: not asked for).  ``stats[i]``
+    receives ``(status, nfev)``, ``drift[i]`` the worst backsolve drift and
+    the output time where it occurred."""
+    n = ys.shape[2]
+    for i in range(lo, hi):
+        theta = thetas[i if thetas.shape[0] > 1 else 0]
+        t = ts[i if ts.shape[0] > 1 else 0]
+        fault = np.zeros(2 * n + theta.size + 2)
+        status, nfev, drift[i, 0], drift[i, 1] = _adjoint_one(
+            rhs, vjp, theta, t, ys[i], G[i], mean_steps[i], back, gy0[i], gth[i], fault)
+        stats[i, 0] = status
+        stats[i, 1] = nfev
+        if status != 0:
+            continue
+        if gt.shape[1]:
+            F = np.empty_like(ys[i])
+            stats[i, 0] = 0 if _kernels.rhs_at_points(rhs, t, ys[i], theta, F) == 0 else -4
+            for j in range(t.size):
+                acc = 0.0
+                for k in range(n):
+                    acc += G[i, j, k] * F[j, k]
+                gt[i, j] = acc
+            acc = 0.0
+            for k in range(n):
+                acc -= (gy0[i, k] - G[i, 0, k]) * F[0, k]
+            gt[i, 0] = acc
+
+
+class _Config(NamedTuple):
+    """What a call of :func:`_odeint_ensemble` passes besides the differentiable
+    arguments; ``state`` receives the forward pass (a dict)."""
+
+    fun: object
+    options: dict
+    workers: int
+    state: dict
+
+
+def _compiled_adjoint(fun, options):
+    """The ensemble gradient runs compiled: an :class:`nodekit.ODE` with a
+    ``vjp`` kernel, ``gradient="adjoint"`` (the default), an explicit method
+    and no ``stats`` to fill per trajectory."""
+    from ._implicit import is_stiff
+    return (isinstance(fun, ODE) and fun.vjp is not None
+            and options.get("gradient", "adjoint") == "adjoint"
+            and not is_stiff(options.get("method", D.method))
+            and options.get("stats") is None)
+
+
 @primitive
 def _odeint_ensemble(y0s, t, thetas, config):
-    """Solve every trajectory with :func:`nodekit.odeint` under autograd and keep
-    each trajectory's VJP (its forward record) for the backward pass."""
-    fun, options, _, vjps = config
+    """Solve every trajectory under autograd: compiled and in parallel (see
+    :func:`_compiled_adjoint`), else with :func:`nodekit.odeint` one after the
+    other, keeping each trajectory's VJP."""
+    if _compiled_adjoint(config.fun, config.options):
+        return _forward_compiled(y0s, t, thetas, config)
+    fun, options, state = config.fun, config.options, config.state
+    vjps = state["vjps"] = []
     ys = []
     for i in range(y0s.shape[0]):
-        ti = t[i] if t.ndim == 2 else t
+        ti = t[i if len(t) > 1 else 0] if t.ndim == 2 else t
         vjp, y = make_vjp(lambda y0, tt, th: odeint(fun, y0, tt, th, **options),
                           argnum=(0, 1, 2))(y0s[i], ti, thetas[i])
         vjps.append(vjp)
@@ -398,17 +509,122 @@ def _odeint_ensemble(y0s, t, thetas, config):
     return np.stack(ys)
 
 
+def _reraise(fun, options, y0s, t, thetas, i, backward):
+    """Run trajectory ``i`` alone through :func:`nodekit.odeint` (and its
+    gradient) to raise the error it raises, prefixed with its index."""
+    ti = t[i if len(t) > 1 else 0] if t.ndim == 2 else t
+    try:
+        vjp, y = make_vjp(lambda y0, tt, th: odeint(fun, y0, tt, th, **options),
+                          argnum=(0, 1, 2))(y0s[i], ti, thetas[i])
+        if backward is not None:
+            vjp(backward)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the trajectory named
+        raise type(exc)(f"trajectory {i}: {exc}") from exc
+    raise RuntimeError(f"trajectory {i} failed in the ensemble but not alone")  # pragma: no cover
+
+
+def _forward_compiled(y0s, t, thetas, config):
+    fun, options = config.fun, config.options
+    # one untraced nk.odeint call validates every option exactly as it does (a
+    # failed solve is left to the chunks, after which _reraise names the trajectory)
+    try:
+        odeint(fun, y0s[0], t[0] if t.ndim == 2 else t, thetas[0], **options)
+    except SolveError:
+        pass
+    prob = _problem(fun, y0s, t, thetas)
+    fwd = {k: options.get(k, getattr(D, k)) for k in
+           ("method", "rtol", "atol", "first_step", "max_step", "max_steps", "step_size",
+            "controller")}
+    out, istats, fstats = _run_local(fun, prob, get_tableau(fwd["method"]), fwd, 0,
+                                     prob.n_traj, config.workers, False)
+    failed = np.flatnonzero(istats[:, 0] != 0)
+    if failed.size:
+        _reraise(fun, options, y0s, t, thetas, int(failed[0]), None)
+    spans = np.abs(prob.ts[:, -1] - prob.ts[:, 0])
+    config.state.update(prob=prob, ys=out, mean_steps=np.ascontiguousarray(
+        spans / np.maximum(istats[:, 3], 1), dtype=np.float64))
+    return out.reshape((prob.n_traj, prob.ts.shape[1]) + prob.shape)
+
+
+def _backward_record(fun, options, prob):
+    """The :class:`_Backward` of the ensemble's options."""
+    from .adjoint import strategy
+    from .primitive import backward_options
+    controller = options.get("controller") or DEFAULT_CONTROLLER
+    adj = backward_options(strategy("adjoint"), options.get("method", D.method),
+                           _checks.check_tol(options.get("rtol", D.rtol), "rtol", prob.shape),
+                           _checks.check_tol(options.get("atol", D.atol), "atol", prob.shape),
+                           options.get("adjoint_method"), options.get("adjoint_rtol"),
+                           options.get("adjoint_atol"), options.get("seminorm", False),
+                           options.get("max_steps", D.max_steps),
+                           options.get("max_step", D.max_step),
+                           options.get("step_size"), controller)
+    n, p = prob.y0s.shape[1], prob.thetas.shape[1]
+    size = 2 * n + p
+    return adj, _Backward(loop_tableau(adj["tableau"]), np.full(size, adj["rtol"]),
+                          np.full(size, adj["atol"]), 2 * n if adj["seminorm"] else size,
+                          controller.array, float(adj["max_step"]), int(adj["max_steps"]),
+                          float(adj["step_size"] or 0.0))
+
+
+def _backward_compiled(g, argnums, args):
+    y0s, t, thetas, config = args
+    fun, options, workers, state = config
+    prob, ys = state["prob"], state["ys"]
+    N, m, n = ys.shape
+    G = np.ascontiguousarray(np.reshape(g, (N, m, n)), dtype=np.float64)
+    adj, back = _backward_record(fun, options, prob)
+    gy0 = np.empty((N, n))
+    gth = np.empty((N, prob.thetas.shape[1]))
+    gt = np.zeros((N, m if 1 in argnums else 0))
+    stats = np.zeros((N, 2), dtype=np.int64)
+    drift = np.zeros((N, 2))
+
+    def job(lo, hi):
+        _adjoint_chunk(fun.rhs_cfunc, fun.vjp_cfunc, prob.thetas, prob.ts, ys, G,
+                       state["mean_steps"], back, lo, hi, gy0, gth, gt, stats, drift)
+
+    with _interrupt.armed(True):
+        chunks = _chunks(N, None, workers)
+        if workers == 1:
+            for lo, hi in chunks:
+                job(lo, hi)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for f in [pool.submit(job, lo, hi) for lo, hi in chunks]:
+                    f.result()
+    failed = np.flatnonzero(stats[:, 0] != 0)
+    if failed.size:
+        i = int(failed[0])
+        _reraise(fun, options, y0s, t, thetas, i, np.reshape(g, (N, m) + prob.shape)[i])
+    worst = int(np.argmax(drift[:, 0]))
+    from .adjoint import warn_drift
+    warn_drift(adj, drift[worst, 1:], drift[worst, :1],
+               f"nk.odeint_ensemble(gradient='adjoint'), trajectory {worst}", stacklevel=4)
+    grads = {0: gy0.reshape(np.shape(y0s)), 1: _time_gradient(gt, t), 2: gth}
+    return tuple(grads[i] for i in argnums)
+
+
+def _time_gradient(gt, t):
+    """The per-trajectory time gradients ``gt`` (N, m) in the shape of ``t``:
+    summed over the trajectories that share a row."""
+    if t.ndim == 1:
+        return gt.sum(axis=0)
+    return gt.sum(axis=0, keepdims=True) if t.shape[0] == 1 else gt
+
+
 def _odeint_ensemble_vjp(argnums, ans, args, kwargs):
-    t, (_, _, workers, vjps) = args[1], args[3]
+    config = args[3]
+    if "prob" in config.state:
+        return lambda g: _backward_compiled(g, argnums, args)
+    t, workers, vjps = args[1], config.workers, config.state["vjps"]
 
     def vjp(g):
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(lambda i: vjps[i](g[i]), range(len(vjps))))
         grads = {0: np.stack([p[0] for p in parts]),
-                 1: np.stack([p[1] for p in parts]),
+                 1: _time_gradient(np.stack([p[1] for p in parts]), t),
                  2: np.stack([p[2] for p in parts])}
-        if t.ndim == 1:
-            grads[1] = grads[1].sum(axis=0)
         return tuple(grads[i] for i in argnums)
 
     return vjp
@@ -471,4 +687,4 @@ def odeint_ensemble(fun, y0s, t, thetas=None, *, workers=None, **options):
                    for a in (y0s, thetas))
     if workers is None:
         workers = nb.config.NUMBA_NUM_THREADS or os.cpu_count() or 1
-    return _odeint_ensemble(y0s, t, thetas, (fun, options, int(workers), []))
+    return _odeint_ensemble(y0s, t, thetas, _Config(fun, options, int(workers), {}))

@@ -211,10 +211,35 @@ def odeint(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
     True
     """
     gradient = strategy(gradient)
-    _method_tableau(method)
-    adjoint_tableau = _method_tableau(adjoint_method or _backward_method(method))
     if controller is None:
         controller = DEFAULT_CONTROLLER
+    adj = backward_options(gradient, method, rtol, atol, adjoint_method, adjoint_rtol,
+                           adjoint_atol, seminorm, max_steps, max_step, step_size, controller)
+    opts = Options(method=method, rtol=rtol, atol=atol, first_step=first_step,
+                   max_step=max_step, max_steps=max_steps, step_size=step_size,
+                   controller=controller, checkpoints=_checkpoints(checkpoints))
+    if stats is None:
+        stats = {}
+    elif not isinstance(stats, dict):
+        raise TypeError(f"`stats` must be a dict to fill; got {type(stats).__name__}.")
+    theta_none = theta is None
+    if theta_none:
+        theta = np.empty(0)
+    # record the forward pass only when a gradient can be asked for
+    slot = _RecordSlot() if any(isbox(a) for a in (y0, t, theta)) else None
+    if slot is not None and is_stiff(method):
+        _check_stiff_gradient(method, gradient)
+    return _odeint(y0, t, theta, _Config(fun, opts, gradient, adj, theta_none, stats, slot))
+
+
+def backward_options(gradient, method, rtol, atol, adjoint_method, adjoint_rtol,
+                     adjoint_atol, seminorm, max_steps, max_step, step_size, controller):
+    """The options of the backward solve of ``gradient`` (a strategy of
+    :mod:`nodekit.adjoint`), checked, from :func:`odeint`'s arguments
+    (``controller`` already resolved): the tableau, scalar tolerances (the
+    tightest forward ones by default), ``seminorm``, ``max_steps``,
+    ``max_step``, ``controller`` and the fixed ``step_size`` (or None)."""
+    adjoint_tableau = _method_tableau(adjoint_method or _backward_method(method))
     adj_step = None
     if is_stiff(adjoint_tableau):
         pass  # adaptive; a `step_size` is refused by the forward solve
@@ -236,21 +261,7 @@ def odeint(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
         seminorm=bool(seminorm),
         max_steps=_checks.check_positive(max_steps, "max_steps", integer=True),
         max_step=max_step, controller=controller, step_size=adj_step)
-    opts = Options(method=method, rtol=rtol, atol=atol, first_step=first_step,
-                   max_step=max_step, max_steps=max_steps, step_size=step_size,
-                   controller=controller, checkpoints=_checkpoints(checkpoints))
-    if stats is None:
-        stats = {}
-    elif not isinstance(stats, dict):
-        raise TypeError(f"`stats` must be a dict to fill; got {type(stats).__name__}.")
-    theta_none = theta is None
-    if theta_none:
-        theta = np.empty(0)
-    # record the forward pass only when a gradient can be asked for
-    slot = _RecordSlot() if any(isbox(a) for a in (y0, t, theta)) else None
-    if slot is not None and is_stiff(method):
-        _check_stiff_gradient(method, gradient)
-    return _odeint(y0, t, theta, _Config(fun, opts, gradient, adj, theta_none, stats, slot))
+    return adj
 
 
 #: Stiff methods whose continuous backward pass runs another method by default:

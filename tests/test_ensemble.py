@@ -174,6 +174,59 @@ def test_gradient_equals_loop_of_odeint(gradient):
     assert loss_ens(y0s, t, thetas) == pytest.approx(loss_loop(y0s, t, thetas), rel=1e-14)
 
 
+@pytest.mark.parametrize("case", ["seminorm", "backward tolerances", "controller",
+                                  "last output only", "per-trajectory times",
+                                  "one shared row of times"])
+def test_compiled_adjoint_equals_loop_of_odeint(case):
+    """The compiled ensemble adjoint (forward chunks, backward chunks in
+    nopython) takes every option of nk.odeint and stops where it stops."""
+    import autograd
+    import autograd.numpy as anp
+    y0s, thetas = _lv_problem(3, seed=5)
+    t = np.linspace(0.0, 1.5, 5)
+    opts = dict(rtol=1e-7, atol=1e-9)
+    weight = np.ones(5)
+    if case == "seminorm":
+        opts["seminorm"] = True
+    elif case == "backward tolerances":
+        opts.update(adjoint_rtol=1e-5, adjoint_atol=1e-8, adjoint_method="tsit5")
+    elif case == "controller":
+        opts["controller"] = nk.PIController(safety=0.8, icoeff=0.7, pcoeff=0.4)
+    elif case == "last output only":
+        weight = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+    elif case == "per-trajectory times":
+        t = np.stack([t, 1.1 * t, 0.9 * t])
+    elif case == "one shared row of times":
+        t = t[None, :]
+
+    def loss_ens(y0s, t, thetas):
+        y = nk.odeint_ensemble(LV_GRAD, y0s, t, thetas, workers=2, **opts)
+        return anp.sum(weight[None, :, None] * y ** 2)
+
+    def loss_loop(y0s, t, thetas):
+        return sum(anp.sum(weight[:, None] * nk.odeint(
+            LV_GRAD, y0s[i], t[i if len(t) > 1 else 0] if t.ndim == 2 else t, thetas[i],
+            **opts) ** 2)
+            for i in range(len(y0s)))
+
+    g_ens = autograd.grad(loss_ens, (0, 1, 2))(y0s, t, thetas)
+    g_loop = autograd.grad(loss_loop, (0, 1, 2))(y0s, t, thetas)
+    for a, b in zip(g_ens, g_loop):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_compiled_adjoint_names_the_failed_trajectory():
+    import autograd
+    import autograd.numpy as anp
+    y0s, thetas = _lv_problem(3, seed=5)
+    thetas[1] = [40.0, 0.0, 1.0, 0.0]  # exponential growth: max_steps is too few
+    loss = lambda th: anp.sum(nk.odeint_ensemble(  # noqa: E731
+        LV_GRAD, y0s, np.linspace(0.0, 5.0, 3), th, max_steps=50) ** 2)
+    with pytest.raises(nk.SolveError, match="trajectory 1: .*max_steps"):
+        autograd.grad(loss)(thetas)
+
+
 def test_gradient_of_shared_theta_sums_over_trajectories():
     import autograd
     import autograd.numpy as anp

@@ -9,6 +9,7 @@ from nodekit.datasets.spirals import spiral_paths
 from nodekit.models import LatentODE, PoissonProcess, RNNBaseline
 from nodekit.models.latent import (
     check_batch,
+    encoder_inputs,
     gaussian_log_likelihood,
     gru_cell,
     kl_to_standard_normal,
@@ -391,3 +392,40 @@ def test_compiled_and_autograd_cells_give_the_same_models():
     assert abs(ra.log_likelihood(th, t, x, mask) - rb.log_likelihood(th, t, x, mask)) < 1e-12
     np.testing.assert_allclose(ra.predict(th, t, x, mask, [2.0, 3.0]),
                                rb.predict(th, t, x, mask, [2.0, 3.0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compiled_elman_with_fully_observed_times(reverse):
+    """Times where every row updates take the kernels' flat path (the states
+    read in place); mixed with partial times, first and last, with and
+    without cotangents of every state: the same as the autograd-NumPy cell."""
+    rng = np.random.default_rng(11)
+    B, T, k, H = 5, 8, 3, 4
+    X = rng.standard_normal((B, T, k))
+    mask = rng.random((B, T)) < 0.5
+    mask[:, [0, 1, 2, 5, 7]] = True          # runs of full times, partial ones between
+    mask[0, 3] = mask[1, 4] = mask[2, 6] = True
+    args = (rng.standard_normal((k, H)), 0.5 * rng.standard_normal((H, H)),
+            rng.standard_normal(H))
+    G, g_last = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+
+    def every(Wx, Wh, b, compiled):
+        hs, h = run_cells("rnn", {"Wx": Wx, "Wh": Wh, "b": b}, X, mask, reverse, compiled)
+        return anp.sum(hs * G) + anp.sum(h * g_last)
+
+    def final(Wx, Wh, b, compiled):
+        h = run_final("rnn", {"Wx": Wx, "Wh": Wh, "b": b}, X, mask, reverse, compiled)
+        return anp.sum(h * g_last)
+
+    for f in (every, final):
+        assert abs(f(*args, True) - f(*args, False)) < 1e-12
+        for a, c in zip(autograd.grad(f, (0, 1, 2))(*args, False),
+                        autograd.grad(f, (0, 1, 2))(*args, True)):
+            np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-13)
+
+
+def test_encoder_inputs_are_observations_and_gaps():
+    t, x, mask = tiny_batch()
+    batch = check_batch(t, x, mask, 2, t0=-0.5)
+    np.testing.assert_array_equal(
+        encoder_inputs(batch), np.concatenate([batch.x, time_gaps(batch)[:, :, None]], axis=2))

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import autograd.numpy as anp
 from autograd.extend import defvjp, primitive
+import numba
 import numpy as np
 
 from .._checks import check_options
@@ -117,7 +118,8 @@ def check_batch(t_obs, x_obs, mask, obs_dim, t0=None):
     if empty.size:
         raise ValueError(f"`mask`: every sequence needs at least one observation; sequences "
                          f"{empty[:10].tolist()} have none.")
-    x = np.where(m[:, :, None], x, 0.0)
+    if not m.all():
+        x = np.where(m[:, :, None], x, 0.0)
     if not np.all(np.isfinite(x)):
         raise ValueError("`x_obs` must be finite where `mask` is True.")
     t0 = float(t[0]) if t0 is None else float(t0)
@@ -134,13 +136,53 @@ def time_gaps(batch):
     ndarray, shape (B, T)
         Zero where a sequence is not observed.
     """
-    t, mask = batch.t, batch.mask
-    seen = np.maximum.accumulate(np.where(mask, np.arange(t.size), -1), axis=1)
-    prev = np.empty_like(seen)                  # the last observation strictly before
-    prev[:, 0] = -1
-    prev[:, 1:] = seen[:, :-1]
-    t_prev = np.where(prev >= 0, t[np.maximum(prev, 0)], batch.t0)
-    return np.where(mask, t - t_prev, 0.0)
+    out = np.empty(batch.mask.shape)
+    _gaps_into(batch.t, batch.t0, batch.mask, out)
+    return out
+
+
+def encoder_inputs(batch):
+    """The encoder's input at every time: ``[x, gap]`` (B, T, obs_dim + 1), with
+    the gaps of :func:`time_gaps` (one compiled pass)."""
+    B, T, D = batch.x.shape
+    out = np.empty((B, T, D + 1))
+    _gaps_into(batch.t, batch.t0, batch.mask, out[:, :, D])
+    _copy_features(batch.x, out)
+    return out
+
+
+@numba.njit(cache=True)
+def _gaps_into(t, t0, mask, out):
+    """``out[b, j]``: ``t[j]`` minus the time of row ``b``'s previous observation
+    (``t0`` before the first) where ``mask[b, j]``, else 0."""
+    B, T = mask.shape
+    for b in range(B):
+        t_prev = t0
+        for j in range(T):
+            if mask[b, j]:
+                out[b, j] = t[j] - t_prev
+                t_prev = t[j]
+            else:
+                out[b, j] = 0.0
+
+
+def _time_major(x):
+    """``x`` (B, T, D) as a C-contiguous (T, B, D) array (a compiled copy:
+    NumPy's copy of the transposed view is several times slower)."""
+    out = np.empty((x.shape[1], x.shape[0], x.shape[2]))
+    _copy_features(x, np.transpose(out, (1, 0, 2)))
+    return out
+
+
+@numba.njit(cache=True)
+def _copy_features(x, out):
+    """``out[b, j, :D] = x[b, j]`` (``out`` may have more features than ``x``,
+    and may be a strided view)."""
+    B, T, D = x.shape
+    for b in range(B):
+        for j in range(T):
+            for i in range(D):
+                out[b, j, i] = x[b, j, i]
 
 
 def _solve_grid(t0, t):
@@ -407,7 +449,7 @@ class LatentODE:
         return self._encode(theta, batch)
 
     def _encode(self, theta, batch):
-        inputs = np.concatenate([batch.x, time_gaps(batch)[:, :, None]], axis=2)
+        inputs = encoder_inputs(batch)
         p = cell_params(self.parts, theta, "enc", self.encoder, self.obs_dim + 1)
         h = run_final(self.encoder, p, inputs, batch.mask, reverse=True,
                       compiled=self.compiled_cells)
@@ -481,8 +523,8 @@ class LatentODE:
         # decoder and likelihood as one primitive (time-major, like the solve's output)
         loglik = decoder_log_likelihood(
             self.parts.nets["dec"], theta[self.parts.slices["dec"]], zs,
-            np.ascontiguousarray(np.transpose(batch.x, (1, 0, 2))),
-            np.ascontiguousarray(batch.mask.T, dtype=np.float64), self.noise_std)
+            _time_major(batch.x), np.ascontiguousarray(batch.mask.T, dtype=np.float64),
+            self.noise_std)
         return _reduce(loglik - kl_to_standard_normal(mu, logvar), reduction)
 
     def _noise(self, eps, seed, shape):

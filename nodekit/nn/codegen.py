@@ -18,10 +18,10 @@ from pathlib import Path
 from .. import _codecache
 from ..ode import ODE
 from . import fastmath
-from .layers import Dense
+from .layers import Dense, Elementwise
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -217,10 +217,20 @@ def _batch_source(model):
     views += [line for k, w in enumerate(widths[1:], 1) for line in (
         f"z{k}_f = buf[n * {z_off[k - 1]}:n * {z_off[k]}]",
         f"z{k} = z{k}_f.reshape((n, {w}))")]
+    # an affine layer followed by an elementwise map: the map's loops also add
+    # the bias (forward) and sum the bias gradient (backward)
+    fused = {k for k in range(n_layers - 1) if isinstance(model.layers[k], Dense)
+             and isinstance(model.layers[k + 1], Elementwise)}
     forward = []
     for k, layer in enumerate(model.layers):
         forward.append(f"# layer {k}: {layer!r}")
-        forward += layer.forward_batch(slots[k])
+        if k in fused:
+            forward += layer.forward_batch(slots[k], bias=False)
+        elif k - 1 in fused:
+            forward += layer.forward_batch_biased(
+                slots[k], model.layers[k - 1].bias_batch(slots[k - 1]))
+        else:
+            forward += layer.forward_batch(slots[k])
     g_max = max(widths)
     gviews = [f"g{n_layers}_f = a[r0 * {d}:r1 * {d}]",
               f"g{n_layers} = g{n_layers}_f.reshape((n, {d}))"]
@@ -231,7 +241,12 @@ def _batch_source(model):
     backward = []
     for k in reversed(range(n_layers)):
         backward.append(f"# layer {k}: {model.layers[k]!r}")
-        backward += model.layers[k].backward_batch(slots[k])
+        if k in fused:
+            backward += model.layers[k].backward_batch(slots[k], summed=True)
+        elif k - 1 in fused:
+            backward += model.layers[k].backward_batch_summed(slots[k])
+        else:
+            backward += model.layers[k].backward_batch(slots[k])
     n_dw = max([widths[k] * widths[k + 1] for k, layer in enumerate(model.layers)
                 if isinstance(layer, Dense)] + [1])
     head = ["    n = r1 - r0",

@@ -177,17 +177,9 @@ class _Points(NamedTuple):
 
 
 @numba.njit(**_OPTS)
-def _gather_columns(A, rows, out):
-    """``out[:, n] = A[rows[n]]``: the rows of ``A`` as columns."""
-    for n in range(rows.size):
-        r = rows[n]
-        for i in range(A.shape[1]):
-            out[i, n] = A[r, i]
-
-
-@numba.njit(**_OPTS)
 def _scatter_columns(At, rows, out):
-    """``out[rows[n]] = At[:, n]`` (``out`` zero elsewhere): the inverse of the gather."""
+    """``out[rows[n]] = At[:, n]`` (``out`` zero elsewhere): the inverse of the gather
+    of :func:`_gather_points`."""
     out[:] = 0.0
     for n in range(rows.size):
         r = rows[n]
@@ -195,16 +187,36 @@ def _scatter_columns(At, rows, out):
             out[r, i] = At[i, n]
 
 
+@numba.njit(**_OPTS)
+def _gather_points(Z, X, mask, Zt, Xt, mp, seq, rows):
+    """The points ``(t, b)`` with ``mask[t, b] != 0`` in time-major order: their
+    latent states and observations as columns of ``Zt``, ``Xt``, their
+    weights, sequences ``b`` and rows ``t B + b`` (one pass; the inputs may
+    be strided views)."""
+    T, B = mask.shape
+    c = 0
+    for j in range(T):
+        for b in range(B):
+            w = mask[j, b]
+            if w != 0.0:
+                for i in range(Z.shape[2]):
+                    Zt[i, c] = Z[j, b, i]
+                for i in range(X.shape[2]):
+                    Xt[i, c] = X[j, b, i]
+                mp[c] = w
+                seq[c] = b
+                rows[c] = j * B + b
+                c += 1
+
+
 def _points(Z, X, mask):
-    T, B = np.shape(mask)
-    m = np.ascontiguousarray(mask, dtype=np.float64).reshape(T * B)
-    rows = np.flatnonzero(m)
-    Zr = np.ascontiguousarray(Z, dtype=np.float64).reshape(T * B, -1)
-    Xr = np.ascontiguousarray(X, dtype=np.float64).reshape(T * B, -1)
-    Zt, Xt = np.empty((Zr.shape[1], rows.size)), np.empty((Xr.shape[1], rows.size))
-    _gather_columns(Zr, rows, Zt)
-    _gather_columns(Xr, rows, Xt)
-    return _Points(Zt, Xt, m[rows], rows % B, rows)
+    m = np.asarray(mask, dtype=np.float64)
+    N = int(np.count_nonzero(m))
+    Z, X = np.asarray(Z, dtype=np.float64), np.asarray(X, dtype=np.float64)
+    p = _Points(np.empty((Z.shape[2], N)), np.empty((X.shape[2], N)), np.empty(N),
+                np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64))
+    _gather_points(Z, X, m, *p)
+    return p
 
 
 @primitive

@@ -189,34 +189,42 @@ class Dense(Layer):
         w, ni, no = c.params[0], self.n_in, self.n_out
         return f"theta[{w}:{w + ni * no}].reshape(({ni}, {no}))"
 
-    def forward_batch(self, c):
-        no, b = self.n_out, c.params[1]
-        wt = c.params[0] + self.n_in * no
-        bias = f"theta[{b} + j]" + (f" + t * theta[{wt} + j]" if self.has_time else "")
-        return [f"np.dot({c.zi}, {self._weights(c)}, {c.zo})",
-                f"for r in range({c.zo}.shape[0]):",
-                f"    for j in range({no}):",
-                f"        {c.zo}[r, j] += {bias}"]
+    def bias_batch(self, c):
+        """Source of the bias of output ``j`` (``t``-dependent for a time layer)."""
+        b, wt = c.params[1], c.params[0] + self.n_in * self.n_out
+        return f"theta[{b} + j]" + (f" + t * theta[{wt} + j]" if self.has_time else "")
 
-    def backward_batch(self, c):
+    def forward_batch(self, c, bias=True):
+        """``bias=False``: the matrix product only (the next layer adds the bias)."""
+        lines = [f"np.dot({c.zi}, {self._weights(c)}, {c.zo})"]
+        if bias:
+            lines += [f"for r in range({c.zo}.shape[0]):",
+                      f"    for j in range({self.n_out}):",
+                      f"        {c.zo}[r, j] += {self.bias_batch(c)}"]
+        return lines
+
+    def backward_batch(self, c, summed=False):
+        """``summed=True``: ``col`` already holds the column sums of the output
+        cotangent (the next layer's backward summed them)."""
         ni, no, w, b = self.n_in, self.n_out, c.params[0], c.params[1]
         wt = w + ni * no
         lines = [f"np.dot({c.zi}.T, {c.go}, dw[:{ni * no}].reshape(({ni}, {no})))",
                  f"for k in range({ni * no}):",
-                 f"    out_theta[{w} + k] += dw[k]",
-                 f"for j in range({no}):",
-                 "    col[j] = 0.0",
-                 f"for r in range({c.go}.shape[0]):",
-                 f"    for j in range({no}):",
-                 f"        col[j] += {c.go}[r, j]",
-                 f"for j in range({no}):",
-                 f"    out_theta[{b} + j] += col[j]"]
+                 f"    out_theta[{w} + k] += dw[k]"]
+        if not summed:
+            lines += [f"for j in range({no}):",
+                      "    col[j] = 0.0",
+                      f"for r in range({c.go}.shape[0]):",
+                      f"    for j in range({no}):",
+                      f"        col[j] += {c.go}[r, j]"]
+        lines += [f"for j in range({no}):",
+                  f"    out_theta[{b} + j] += col[j]"]
         if self.has_time:
             lines += [f"for j in range({no}):",
                       f"    out_theta[{wt} + j] += t * col[j]",
                       f"    dt += theta[{wt} + j] * col[j]"]
         if c.need_input_grad:
-            lines += [f"np.dot({c.go}, {self._weights(c)}.T, {c.gi})"]
+            lines += [f"np.dot({c.go}, np.ascontiguousarray({self._weights(c)}.T), {c.gi})"]
         return lines
 
 
@@ -272,6 +280,30 @@ class Elementwise(Layer):
         return [f"for k in range({c.zi}_f.size):",
                 f"    x = {c.zi}_f[k]",
                 f"    {c.zo}_f[k] = {self.expr}"]
+
+    def forward_batch_biased(self, c, bias):
+        """The map of ``zi + bias`` (the previous affine layer's product plus
+        its bias, ``bias`` a source expression in ``j``), keeping the sum in
+        ``zi``: one pass instead of two."""
+        return [f"for r in range({c.zi}.shape[0]):",
+                f"    for j in range({c.n_in}):",
+                f"        x = {c.zi}[r, j] + {bias}",
+                f"        {c.zi}[r, j] = x",
+                f"        {c.zo}[r, j] = {self.expr}"]
+
+    def backward_batch_summed(self, c):
+        """The input cotangent and, in ``col``, its column sums (the previous
+        affine layer's bias gradient): one pass instead of two."""
+        return [f"for j in range({c.n_in}):",
+                "    col[j] = 0.0",
+                f"for r in range({c.zi}.shape[0]):",
+                f"    for j in range({c.n_in}):",
+                f"        x = {c.zi}[r, j]",
+                f"        fx = {c.zo}[r, j]",
+                f"        g = {c.go}[r, j]",
+                f"        gx = {self.grad_expr}",
+                f"        {c.gi}[r, j] = gx",
+                "        col[j] += gx"]
 
     def backward_batch(self, c):
         if not c.need_input_grad:

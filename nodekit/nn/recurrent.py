@@ -40,72 +40,135 @@ _OPTS = {"cache": True, "error_model": "numpy",
 
 
 @numba.njit(**_OPTS)
-def _forward(X, mask, Wx, Wh, b, reverse, H):
-    """New states ``H`` (T, B, Hd) of the masked cell over ``X`` (T, B, k),
-    ``mask`` (T, B), all time-major; returns the final carried states (B, Hd)."""
-    T, B, k = X.shape
-    Hd = b.size
-    np.dot(X.reshape((T * B, k)), Wx, H.reshape((T * B, Hd)))
-    h = np.zeros((B, Hd))          # the state each row carries
+def _all(flags):
+    for f in flags:
+        if not f:
+            return False
+    return True
+
+
+@numba.njit(**_OPTS)
+def _forward(X, mask, Wxb, Wh, reverse, H):
+    """New states ``H`` (T, B, Hd) of the masked cell over ``X`` (T, B, k + 1),
+    ``mask`` (T, B), all time-major; returns the final carried states (B, Hd).
+
+    The last input column is ones and the last row of ``Wxb`` the bias, so one
+    matrix product gives ``x Wx + b`` at every time.  At a time where every
+    row is updated, the new states are the carried ones: the loop is over the
+    flat block and the next product reads the block itself (no copy)."""
+    T, B, k1 = X.shape
+    Hd = Wh.shape[0]
+    own = np.zeros((B, Hd))        # the carried states, after a partial update
+    h = own                        # the state each row carries
+    h_own = True
     hW = np.empty((B, Hd))
+    hW_f = hW.reshape(B * Hd)
     for step in range(T):
         j = T - 1 - step if reverse else step
         np.dot(h, Wh, hW)
         Hj = H[j]
-        for r in range(B):
-            carried = mask[j, r]
-            for i in range(Hd):
-                y = _tanh(Hj[r, i] + b[i] + hW[r, i])
-                Hj[r, i] = y
-                h[r, i] = y if carried else h[r, i]
-    return h
+        np.dot(X[j], Wxb, Hj)
+        if _all(mask[j]):
+            Hj_f = Hj.reshape(B * Hd)
+            for q in range(B * Hd):
+                Hj_f[q] = _tanh(Hj_f[q] + hW_f[q])
+            h = Hj
+            h_own = False
+        else:
+            if not h_own:
+                own[:, :] = h
+                h = own
+                h_own = True
+            for r in range(B):
+                carried = mask[j, r]
+                for i in range(Hd):
+                    y = _tanh(Hj[r, i] + hW[r, i])
+                    Hj[r, i] = y
+                    h[r, i] = y if carried else h[r, i]
+    return h.copy()
 
 
 @numba.njit(**_OPTS)
-def _backward(X, mask, Wh, reverse, H, G, g_final, dWx, dWh, db):
-    """Reverse sweep over the times, all rows together (BLAS products per
-    time), adding the gradients to ``dWx``, ``dWh``, ``db``.  ``G`` (T, B, Hd)
-    is the cotangent of every new state (or of shape (0, 0, 0) for none),
-    ``g_final`` (B, Hd) that of the final carried states; the state each row
-    carried into a time is read back from ``H``."""
-    T, B, k = X.shape
-    Hd = Wh.shape[0]
-    has_g = G.shape[0] > 0
-    prev = np.empty((T, B), dtype=np.int64)  # per time and row: whose state was carried in
+def _carried_from(mask, reverse):
+    """Per time and row, the time whose new state the row carried into it
+    (-1: none yet); and per time, that time if it is the same for every row
+    (else -2)."""
+    T, B = mask.shape
+    prev = np.empty((T, B), dtype=np.int64)
+    same = np.empty(T, dtype=np.int64)
     last = np.full(B, -1, dtype=np.int64)
     for step in range(T):
         j = T - 1 - step if reverse else step
+        s = last[0]
         for r in range(B):
             prev[j, r] = last[r]
+            s = s if last[r] == s else -2
             if mask[j, r]:
                 last[r] = j
+        same[j] = s
+    return prev, same
+
+
+@numba.njit(**_OPTS)
+def _backward(X, mask, Wh, reverse, H, G, g_final, dWxb, dWh):
+    """Reverse sweep over the times, all rows together (BLAS products per
+    time), adding the gradients to ``dWxb`` (``Wx`` and, in its last row,
+    ``b``) and ``dWh``.  ``G`` (T, B, Hd) is the cotangent of every new state
+    (or of shape (0, 0, 0) for none), ``g_final`` (B, Hd) that of the final
+    carried states; the state each row carried into a time is read back from
+    ``H`` (the block itself where every row carried the same time's state)."""
+    T, B, k1 = X.shape
+    Hd = Wh.shape[0]
+    has_g = G.shape[0] > 0
+    prev, same = _carried_from(mask, reverse)
     gh = g_final.copy()         # dL/d(state carried out of the current time)
+    gh_f = gh.reshape(B * Hd)
     da = np.empty((B, Hd))
+    da_f = da.reshape(B * Hd)
     hin = np.empty((B, Hd))
     back = np.empty((B, Hd))
-    dx = np.empty((k, Hd))
+    dx = np.empty((k1, Hd))
     dh = np.empty((Hd, Hd))
+    WhT = np.ascontiguousarray(Wh.T)   # a C-ordered operand: BLAS's faster kernel
     for step in range(T - 1, -1, -1):
         j = T - 1 - step if reverse else step
         Hj = H[j]
-        for r in range(B):
-            carried = mask[j, r]
-            p = prev[j, r]
-            for i in range(Hd):
-                g = (G[j, r, i] if has_g else 0.0) + (gh[r, i] if carried else 0.0)
-                y = Hj[r, i]
-                da[r, i] = g * (1.0 - y * y)
-                hin[r, i] = H[p, r, i] if p >= 0 else 0.0
-                # the state before this time reached it only through da
-                gh[r, i] = 0.0 if carried else gh[r, i]
-            for i in range(Hd):
-                db[i] += da[r, i]
+        if _all(mask[j]):
+            Hj_f = Hj.reshape(B * Hd)
+            if has_g:
+                Gj_f = G[j].reshape(B * Hd)
+                for q in range(B * Hd):
+                    y = Hj_f[q]
+                    da_f[q] = (Gj_f[q] + gh_f[q]) * (1.0 - y * y)
+            else:
+                for q in range(B * Hd):
+                    y = Hj_f[q]
+                    da_f[q] = gh_f[q] * (1.0 - y * y)
+            # every carried state reached this time only through da
+            np.dot(da, WhT, gh)
+        else:
+            for r in range(B):
+                carried = mask[j, r]
+                for i in range(Hd):
+                    g = (G[j, r, i] if has_g else 0.0) + (gh[r, i] if carried else 0.0)
+                    y = Hj[r, i]
+                    da[r, i] = g * (1.0 - y * y)
+                    gh[r, i] = 0.0 if carried else gh[r, i]
+            np.dot(da, WhT, back)
+            gh += back
         np.dot(X[j].T, da, dx)
-        np.dot(hin.T, da, dh)
-        np.dot(da, Wh.T, back)
-        dWx += dx
-        dWh += dh
-        gh += back
+        dWxb += dx
+        p = same[j]
+        if p == -2:
+            for r in range(B):
+                pr = prev[j, r]
+                for i in range(Hd):
+                    hin[r, i] = H[pr, r, i] if pr >= 0 else 0.0
+            np.dot(hin.T, da, dh)
+            dWh += dh
+        elif p >= 0:
+            np.dot(H[p].T, da, dh)
+            dWh += dh
 
 
 def _contiguous(*arrays):
@@ -113,23 +176,42 @@ def _contiguous(*arrays):
 
 
 def _time_major(X, mask):
-    return (np.ascontiguousarray(np.transpose(X, (1, 0, 2)), dtype=np.float64),
-            np.ascontiguousarray(np.transpose(mask), dtype=np.bool_))
+    """Time-major inputs with a column of ones appended (T, B, k + 1), and mask (T, B)."""
+    X = np.asarray(X, dtype=np.float64)
+    B, T, k = X.shape
+    Xt = np.empty((T, B, k + 1))
+    mt = np.empty((T, B), dtype=np.bool_)
+    _transpose_into(X, np.asarray(mask, dtype=np.bool_), Xt, mt)
+    return Xt, mt
+
+
+@numba.njit(cache=True)
+def _transpose_into(X, mask, Xt, mt):
+    """``Xt[j, r] = [X[r, j], 1]`` and ``mt[j, r] = mask[r, j]`` (one pass)."""
+    B, T, k = X.shape
+    for r in range(B):
+        for j in range(T):
+            for i in range(k):
+                Xt[j, r, i] = X[r, j, i]
+            Xt[j, r, k] = 1.0
+            mt[j, r] = mask[r, j]
 
 
 def _run(Wx, Wh, b, X, mask, reverse):
     """Time-major inputs, states (T, B, H) and final states (B, H)."""
     Xt, mt = _time_major(X, mask)
-    Wx, Wh, b = _contiguous(Wx, Wh, b)
-    H = np.empty(Xt.shape[:2] + (b.size,))
-    h = _forward(Xt, mt, Wx, Wh, b, bool(reverse), H)
+    Wxb = np.vstack([np.asarray(Wx, dtype=np.float64), np.asarray(b, dtype=np.float64)])
+    Wh, = _contiguous(Wh)
+    H = np.empty(Xt.shape[:2] + (Wh.shape[0],))
+    h = _forward(Xt, mt, Wxb, Wh, bool(reverse), H)
     return Xt, mt, H, h
 
 
 def _gradients(argnums, Wx, Wh, b, Xt, mt, reverse, H, G, g_final):
-    dWx, dWh, db = np.zeros(np.shape(Wx)), np.zeros(np.shape(Wh)), np.zeros(np.shape(b))
-    _backward(Xt, mt, _contiguous(Wh)[0], bool(reverse), H, G, g_final, dWx, dWh, db)
-    grads = {0: dWx, 1: dWh, 2: db}
+    k = np.shape(Wx)[0]
+    dWxb, dWh = np.zeros((k + 1, np.shape(Wh)[0])), np.zeros(np.shape(Wh))
+    _backward(Xt, mt, _contiguous(Wh)[0], bool(reverse), H, G, g_final, dWxb, dWh)
+    grads = {0: dWxb[:k], 1: dWh, 2: dWxb[k]}
     return tuple(grads[i] for i in argnums)
 
 
