@@ -13,6 +13,14 @@ evaluations, and the error at the final time against a tight reference (SciPy's 
 1e-12 / 1e-11, stored in ``validation/stiff_kernels.py``): the maximum over
 components of ``|y - y_ref| / (atol + |y_ref|)``.
 
+A second table times one gradient of ``L = sum(y(t1)^2)`` with respect to
+``y0`` and every parameter on the same problems and tolerances: nodekit's
+``gradient='interpolated'`` through ``rodas5`` (backward pass ``rodas4``) and
+``kvaerno5`` with the ``nk.symbolic`` kernels (right-hand side, VJP and
+Jacobian), against ``jax.grad`` of diffrax's Kvaerno5 with its default adjoint
+(``RecursiveCheckpointAdjoint``, reverse mode through the solver).  The
+gradient's first component is printed beside each time, to read agreement.
+
 Run: ``python -m nodekit.benchmarks.stiff`` (a minute or two; it prints the
 CPU model first).  diffrax usually lives in another
 environment: ``python -m benchmarks.stiff --diffrax`` there prints only its
@@ -125,6 +133,81 @@ def diffrax_rows():
     return rows
 
 
+GRAD_HEADERS = ["problem", "gradient of sum(y(t1)^2)", "ms / gradient", "dL/dy0[0]"]
+
+
+def _symbolic_odes():
+    """Robertson and Van der Pol from nk.symbolic: rhs, VJP and Jacobian kernels."""
+    from nodekit.symbolic import ODESystem
+    rob = ODESystem.from_strings(
+        {"a": "-k1*a + k3*b*c", "b": "k1*a - k3*b*c - k2*b**2", "c": "k2*b**2"},
+        params=["k1", "k2", "k3"], name="robertson_bench")
+    vdp = ODESystem.from_strings({"x": "v", "v": "mu*(1 - x**2)*v - x"}, params=["mu"],
+                                 name="van_der_pol_bench")
+    return {"Robertson": (rob.compile(), np.array(ROB_THETA)),
+            "Van der Pol mu=1000": (vdp.compile(), np.array([1000.0]))}
+
+
+def gradient_rows():
+    """nodekit's stiff gradients (compiled symbolic kernels), one row per method."""
+    import autograd
+    import autograd.numpy as anp
+    import nodekit as nk
+
+    rows = []
+    for name, (ode, theta) in _symbolic_odes().items():
+        y0, t1, rtol, atol = PROBLEMS[name]
+        for method in ("rodas5", "kvaerno5"):
+            def loss(y, th, method=method):
+                return anp.sum(nk.odeint(ode, y, [0.0, t1], th, method=method,
+                                         gradient="interpolated", rtol=rtol, atol=atol,
+                                         max_steps=1_000_000)[-1] ** 2)
+            grad = autograd.grad(loss, (0, 1))
+            g = grad(y0, theta)
+            tm = median_time(lambda: grad(y0, theta), repeat=5, min_time=0.3)
+            rows.append([name, f"nodekit {method} interpolated", f"{tm * 1e3:.2f}",
+                         f"{g[0][0]:.6e}"])
+    return rows
+
+
+def diffrax_gradient_rows():
+    """jax.grad through diffrax Kvaerno5 (default adjoint), or [] without diffrax."""
+    if not (importlib.util.find_spec("jax") and importlib.util.find_spec("diffrax")):
+        return []
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+    jax.config.update("jax_enable_x64", True)
+
+    def rob(t, y, k):
+        return jnp.stack([-k[0] * y[0] + k[2] * y[1] * y[2],
+                          k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
+                          k[1] * y[1] ** 2])
+
+    def vdp(t, y, mu):
+        return jnp.stack([y[1], mu[0] * (1 - y[0] ** 2) * y[1] - y[0]])
+
+    rows = []
+    for name, f, theta in (("Robertson", rob, ROB_THETA), ("Van der Pol mu=1000", vdp,
+                                                          (1000.0,))):
+        y0, t1, rtol, atol = PROBLEMS[name]
+
+        def loss(y, th, f=f, t1=t1, rtol=rtol, atol=atol):
+            sol = diffrax.diffeqsolve(
+                diffrax.ODETerm(f), diffrax.Kvaerno5(), 0.0, t1, None, y, args=th,
+                stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+                max_steps=200000)
+            return jnp.sum(sol.ys[-1] ** 2)
+
+        grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+        y, th = jnp.asarray(y0), jnp.asarray(theta)
+        g = grad(y, th)
+        tm = median_time(lambda: jax.block_until_ready(grad(y, th)), repeat=5, min_time=0.5)
+        rows.append([name, "diffrax Kvaerno5 jax.grad (jitted)", f"{tm * 1e3:.2f}",
+                     f"{float(g[0][0]):.6e}"])
+    return rows
+
+
 def run():
     import nodekit as nk
     from scipy.integrate import solve_ivp
@@ -166,11 +249,16 @@ def main(argv=None):
     if "--diffrax" in argv:
         rows = diffrax_rows()
         print(table(rows, HEADERS) if rows else "jax and diffrax are not importable here.")
+        if rows:
+            print()
+            print(table(diffrax_gradient_rows(), GRAD_HEADERS))
         return
     from .ensemble import cpu_model
     print(f"CPU: {cpu_model()}\n")
     rows = run() + diffrax_rows()
     print(table(rows, HEADERS))
+    print()
+    print(table(gradient_rows() + diffrax_gradient_rows(), GRAD_HEADERS))
     if not importlib.util.find_spec("diffrax"):
         print("\n(diffrax not importable here: run `python -m benchmarks.stiff --diffrax` "
               "in an environment that has it for its rows.)")
