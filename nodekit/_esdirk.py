@@ -360,3 +360,91 @@ def esdirk(system, jac, plan, theta, y0, ts, etab, opt, out, fault):
 _PY = _kernels.python_twins(globals(), ["esdirk", "esdirk_stages", "newton_stage"],
                             {**_kernels._PY, **_implicit._PY})
 esdirk_py = _PY["esdirk"]
+
+
+# ---------------------------------------------------------------------------
+# The discrete adjoint: reverse mode through the recorded ESDIRK steps
+# ---------------------------------------------------------------------------
+def reverse_steps(vjp, theta, ts, g, tab, t_grid, h_grid, y_grid, K_grid, count, p):
+    """The exact derivative of a recorded ESDIRK solve (step sizes held fixed).
+
+    Each accepted step ``y_new = y + h sum_i b_i K_i`` has the stages ``K_i =
+    f(t + c_i h, Y_i)``, ``Y_i = y + h sum_{j<i} a_ij K_j + h a_ii K_i``.  The
+    implicit-function theorem gives ``(I - h a_ii J_i) dK_i = J_i (dy + h
+    sum_{j<i} a_ij dK_j) + df/dtheta dtheta`` with ``J_i = df/dy(Y_i)``, so the
+    reverse sweep solves ``(I - h a_ii J_i)^T u = Kbar_i`` and passes ``u`` to
+    one VJP; ``J_i`` is formed exactly from ``n`` VJPs at the unit vectors.
+    The recorded ``K_i = (Y_i - base_i) / (h a_ii)`` reproduce the converged
+    Newton iterates exactly, so the result is the derivative of the exact
+    stage solution at them (the stages Newton would reach with no iteration
+    error), not of the truncated iteration.  Every output time is a step end
+    (the loop stops there), so the outputs are the steps' ``y_new``.
+
+    Parameters
+    ----------
+    vjp : callable
+        ``vjp(t, y, theta, a, out_y, out_theta)`` returning a fault code (0).
+    theta : ndarray or None
+    ts, g : ndarray
+        The output times and the cotangents ``dL/dy(ts)``, shape ``(m, n)``.
+    tab : ESDIRKTableau
+    t_grid, h_grid, y_grid, K_grid, count
+        The forward record (``dense=True``).
+    p : int
+        The parameter count.
+
+    Returns
+    -------
+    ybar, thbar : ndarray
+        ``dL/dy0`` and ``dL/dtheta``.
+    nvjp : int
+        VJP evaluations.
+
+    Raises
+    ------
+    RuntimeError
+        When the ``vjp`` returned a fault code.
+    """
+    A, C, B = tab.A, tab.C, tab.B
+    S = A.shape[0]
+    m, n = g.shape
+    ybar = np.zeros(n)
+    thbar = np.zeros(p)
+    ay = np.empty(n)
+    ath = np.empty(p)
+    J = np.empty((n, n))
+    eye = np.eye(n)
+    direction = 1.0 if ts[m - 1] >= ts[0] else -1.0
+    nvjp = 0
+
+    def call(t, Y, a):
+        if vjp(t, Y, theta, a, ay, ath):
+            raise RuntimeError(f"the vjp kernel failed at t={t!r}")
+
+    j = m - 1
+    for k in range(count - 1, -1, -1):
+        t, h, y, K = t_grid[k], h_grid[k], y_grid[k], K_grid[k]
+        Kbar = h * np.outer(B, ybar)
+        while j >= 1 and direction * (ts[j] - t) > 0.0:   # outputs are step ends
+            Kbar += h * np.outer(B, g[j])
+            ybar += g[j]
+            j -= 1
+        for s in range(S - 1, -1, -1):
+            if not Kbar[s].any():
+                continue
+            ti = t + C[s] * h
+            Y = y + h * (A[s, :s + 1] @ K[:s + 1])
+            u = Kbar[s]
+            if A[s, s] != 0.0:
+                for i in range(n):
+                    call(ti, Y, eye[i])
+                    J[i] = ay
+                nvjp += n
+                u = np.linalg.solve((eye - h * A[s, s] * J).T, u)
+            call(ti, Y, u)
+            nvjp += 1
+            ybar += ay
+            thbar += ath
+            Kbar[:s] += h * np.outer(A[s, :s], ay)
+    ybar += g[0]
+    return ybar, thbar, nvjp

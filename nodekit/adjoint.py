@@ -162,13 +162,15 @@ class Discrete(_Strategy):
         return atol or 1.0  # no backward solve: unused
 
     def forward(self, fun, y0, t, theta, opts, traced):
-        if not (traced and opts.checkpoints):
+        if not (traced and opts.checkpoints) or _implicit.is_stiff(opts.method):
             return super().forward(fun, y0, t, theta, opts, traced)
         return _checkpoint.solve(fun, y0, t, theta, opts)
 
     def gradients(self, pb, stats):
         """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
         d = pb.record.dense
+        if _implicit.is_stiff(d.tableau):
+            return _stiff_reverse(pb, d, stats)
         reverse = _checked_reverse(pb.record.compiled)
         if isinstance(d, _checkpoint.Tape):
             gy0, gth, nvjp, nsteps = _checkpoint.reverse(
@@ -183,6 +185,22 @@ class Discrete(_Strategy):
                        d.t_grid.size, gy0, gth)
         stats.update(nfev_backward=int(nvjp), nsteps_backward=int(d.t_grid.size))
         return gy0, gth
+
+
+def _stiff_reverse(pb, d, stats):
+    """``(dL/dy0, dL/dtheta)`` through a recorded ESDIRK solve
+    (:func:`nodekit._esdirk.reverse_steps`)."""
+    from ._esdirk import reverse_steps
+    rec = pb.record
+    vjp = rec.fun.vjp if rec.compiled else pb.vjp
+    try:
+        gy0, gth, nvjp = reverse_steps(vjp, pb.theta, rec.ts, pb.g, d.tableau, d.t_grid,
+                                       d.h_grid, d.y_grid, d.K_grid, d.t_grid.size, pb.p)
+    except RuntimeError as err:
+        raise GradientError(f"nk.odeint: the discrete backward pass failed: {err}.") \
+            from None
+    stats.update(nfev_backward=nvjp, nsteps_backward=int(d.t_grid.size))
+    return gy0, gth
 
 
 def _checked_reverse(compiled):

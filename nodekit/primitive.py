@@ -19,6 +19,7 @@ from .ode import ODE
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, ODEINT, Options, explain_unknown
 from .tableaux import get_tableau
 from ._implicit import is_stiff, stiff_tableau
+from .tableaux.esdirk import ESDIRKTableau
 
 #: The options of :func:`odeint` (read by the models that pass them on).
 _ODEINT_OPTIONS = ODEINT
@@ -284,19 +285,24 @@ def _method_tableau(method):
 
 
 def _check_stiff_gradient(method, gradient):
-    """A gradient through the stiff ``method`` is asked for: only
-    ``gradient='interpolated'`` is available (see the stiff-problems page)."""
-    if gradient.name == "interpolated":
+    """A gradient through the stiff ``method`` is asked for: available are
+    ``gradient='interpolated'``, and ``'discrete'`` for the ESDIRK methods
+    (see the stiff-problems page)."""
+    tab = stiff_tableau(method)
+    if gradient.name == "interpolated" or (gradient.name == "discrete"
+                                           and isinstance(tab, ESDIRKTableau)):
         return
-    name = stiff_tableau(method).name
     why = ("its backward pass would integrate y backwards in time, where the stiff, "
            "quickly decaying modes grow just as quickly, so no step size can follow them"
            if gradient.name == "adjoint" else
-           "the derivative of the stiff stages is not implemented")
+           "the exact derivative of Rosenbrock stages needs second derivatives of f "
+           "(they contain J(y)), which is not implemented")
+    also = " or 'discrete'" if isinstance(tab, ESDIRKTableau) else \
+        " (or an ESDIRK method, 'kvaerno5' or 'trbdf2', with gradient='discrete')"
     raise ValueError(
-        f"gradient={gradient.name!r} is not available through the stiff method {name!r}: "
-        f"{why}. Use gradient='interpolated' (y read from the forward solution, the "
-        f"adjoint integrated backwards by a stiff method too).")
+        f"gradient={gradient.name!r} is not available through the stiff method "
+        f"{tab.name!r}: {why}. Use gradient='interpolated'{also} (y read from the forward "
+        "solution, the adjoint integrated backwards by a stiff method too).")
 
 
 def _checkpoints(k):

@@ -435,7 +435,7 @@ def test_esdirk_faults_end_the_solve(method):
     import autograd
     with pytest.raises(ValueError, match="not available through the stiff method"):
         autograd.grad(lambda a: nk.odeint(LINEAR, [1.0, 1.0], T, a, method=method,
-                                          gradient="discrete").sum())(
+                                          gradient="adjoint").sum())(
             np.array([-1.0, 0, 0, -2.0]))
 
 

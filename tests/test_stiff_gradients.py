@@ -83,6 +83,41 @@ def test_stiff_backward_pass_of_an_explicit_forward_pass():
                                                                          rtol=1e-7)
 
 
+@pytest.mark.parametrize("method", ["kvaerno5", "trbdf2"])
+def test_esdirk_discrete_gradient(method):
+    # the closed form, and central differences of the forward computation itself
+    # with its steps frozen (max_step = first_step = h, tolerances that accept
+    # every step; on a linear problem Newton's one iteration is exact)
+    A = np.array([[-1.0, 0.5], [100.0, -1e4]])
+    y0 = np.array([1.0, 2.0])
+    ts = [0.0, 0.5, 1.0]
+
+    def loss(y0, a, **kw):
+        return anp.sum(nk.odeint(linear, y0, ts, a, method=method, gradient="discrete",
+                                 **kw)[-1])
+
+    gy, ga = autograd.grad(loss, (0, 1))(y0, A.ravel(), rtol=1e-9, atol=1e-12)
+    exact = np.array([np.sum(expm_frechet(A, np.eye(4)[k].reshape(2, 2),
+                                          compute_expm=False) @ y0) for k in range(4)])
+    tol = 1e-7 if method == "kvaerno5" else 1e-5
+    assert np.allclose(gy, expm(A).T @ np.ones(2), rtol=tol, atol=0)
+    assert np.allclose(ga, exact, rtol=tol, atol=tol * 1e-3 * abs(exact).max())
+
+    frozen = dict(rtol=1e3, atol=1e3, max_step=0.0625, first_step=0.0625)  # exact in binary
+    st = {}
+    gy, ga = autograd.grad(loss, (0, 1))(y0, A.ravel(), stats=st, **frozen)
+    assert st["nsteps_forward"] == st["naccept_forward"] == 16
+    p = np.concatenate([y0, A.ravel()])
+    fd = np.empty(6)
+    for i in range(6):
+        d = np.zeros(6)
+        d[i] = 1e-6 * max(1.0, abs(p[i]))
+        fd[i] = (loss((p + d)[:2], (p + d)[2:], **frozen)
+                 - loss((p - d)[:2], (p - d)[2:], **frozen)) / (2 * d[i])
+    # (atol: the differences' rounding, 1e-16 / 1e-6 on a loss of order 1)
+    np.testing.assert_allclose(np.concatenate([gy, ga]), fd, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("mode", ["adjoint", "discrete"])
 def test_unavailable_modes_are_refused_clearly(mode):
     loss = _loss(robertson, ROB_T, "rodas5")
