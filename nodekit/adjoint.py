@@ -169,7 +169,7 @@ class Discrete(_Strategy):
     def gradients(self, pb, stats):
         """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
         d = pb.record.dense
-        if _implicit.is_stiff(d.tableau):
+        if not isinstance(d, _checkpoint.Tape) and _implicit.is_stiff(d.tableau):
             return _stiff_reverse(pb, d, stats)
         reverse = _checked_reverse(pb.record.compiled)
         if isinstance(d, _checkpoint.Tape):
