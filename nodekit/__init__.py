@@ -9,6 +9,7 @@ deep-learning framework.
 >>> sol.success
 True
 """
+from . import _cachelock  # noqa: F401  (first: locks Numba's disk cache across processes)
 from .controllers import PIController
 from .integrate import Solution, solve
 from .ode import ODE

@@ -124,12 +124,29 @@ def stage_input(y, h, A, k, K, out):
 
 @_inline
 def combine(y, h, w, K, out):
-    """Write ``y + h * sum_j w[j] K[j]`` into ``out`` (``w`` may be short)."""
-    for i in range(y.size):
-        acc = 0.0
-        for j in range(w.size):
-            acc += w[j] * K[j, i]
-        out[i] = y[i] + h * acc
+    """Write ``y + h * sum_j w[j] K[j]`` into ``out`` (``w`` may be short;
+    ``out`` must not be ``y`` or a row of ``K``).
+
+    Two loop orders with the same operations in the same order (so the same
+    bits): per component for small states, per stage for large ones, where
+    the inner loop runs along a contiguous row (3x faster at 4000 values:
+    the per-component order does not vectorise here)."""
+    n = y.size
+    if n < 32:
+        for i in range(n):
+            acc = 0.0
+            for j in range(w.size):
+                acc += w[j] * K[j, i]
+            out[i] = y[i] + h * acc
+        return
+    for i in range(n):
+        out[i] = 0.0
+    for j in range(w.size):
+        wj = w[j]
+        for i in range(n):
+            out[i] += wj * K[j, i]
+    for i in range(n):
+        out[i] = y[i] + h * out[i]
 
 
 @_inline
