@@ -277,6 +277,32 @@ def rosenbrock_stages(system, t, y, h, A, Cm, c, d, K, f0, dfdt, W, piv, tmp, fk
     return 0
 
 
+@_jit
+def defect_error(system, t, y, h, K, theta, weights, W, piv, gamma, tmp, fk, ynew, opt,
+                 fault):
+    """Second error estimate of a Rosenbrock step: the defect of its dense
+    output at ``t + theta h``, ``h (u'(t + theta h) - f(t + theta h, u))``,
+    filtered by ``(I - h gamma J)^-1`` so that stiff components, where a
+    defect is large but harmless, do not count, in the error norm.  Returns
+    ``(fault code, norm)``; one evaluation of ``system``."""
+    combine(y, h, weights[0], K, tmp)
+    code = checked_evaluate(system, t + theta * h, tmp, fk, fault)
+    if code:
+        return code, np.inf
+    slope = weights[1]
+    for i in range(tmp.size):
+        acc = 0.0
+        for k in range(slope.size):
+            acc += slope[k] * K[k, i]
+        tmp[i] = h * (acc - fk[i]) / gamma
+    lu_solve(W, piv, tmp)                     # W = I / gamma - h J
+    return 0, error_norm(1.0, _ONE, _ONE, False, tmp.reshape((1, tmp.size)), y, ynew,
+                         opt.rtol, opt.atol, opt.n_err)
+
+
+_ONE = np.ones(1)
+
+
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
@@ -336,6 +362,8 @@ class RosenbrockLoopTableau(NamedTuple):
     P: np.ndarray
     gamma: float
     error_order: int
+    defect_theta: float   #: 0, or where the dense output's defect is checked
+    defect_weights: np.ndarray  #: (2, S): its value and slope weights there
 
 
 _LOOP_TABLEAUX = {}
@@ -346,8 +374,10 @@ def loop_tableau(tab):
     hit = _LOOP_TABLEAUX.get(id(tab))
     if hit is not None and hit[0] is tab:
         return hit[1]
+    theta = 0.0 if tab.defect_theta is None else float(tab.defect_theta)
     rec = RosenbrockLoopTableau(tab.A, tab.Cm, tab.M, tab.E, tab.c_arr, tab.d_arr, tab.P,
-                                float(tab.gamma), int(tab.error_order))
+                                float(tab.gamma), int(tab.error_order), theta,
+                                tab.defect_weights)
     _LOOP_TABLEAUX[id(tab)] = (tab, rec)
     return rec
 
@@ -366,7 +396,7 @@ def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
     returning a fault code, see :mod:`nodekit.ode`) and the ``fault`` record
     of a kernel that raised (status -4).  Returns a :class:`StiffLoopResult`.
     """
-    A, Cm, M, E, c, d, P, gamma, error_order = rtab
+    A, Cm, M, E, c, d, P, gamma, error_order, defect_theta, defect_w = rtab
     rtol, atol, n_err, ctrl = opt.rtol, opt.atol, opt.n_err, opt.ctrl
     max_steps, dense = opt.max_steps, opt.dense
     n = y0.size
@@ -432,6 +462,15 @@ def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
                 break
             combine(y, h, M, K, ynew)
             err = error_norm(h, E, E, False, K, y, ynew, rtol, atol, n_err)
+            if defect_theta > 0.0 and err < 1.0:
+                nfev += 1
+                code, err_d = defect_error(system, t, y, h, K, defect_theta, defect_w, W,
+                                           piv, gamma, tmp, fk, ynew, opt, fault)
+                if code:
+                    status = FAILED_KERNEL
+                    break
+                if not err_d <= err:          # (a NaN defect rejects the step)
+                    err = err_d
         else:
             err = np.inf
         if not err < 1.0:
@@ -471,8 +510,9 @@ def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
                         rec, n, S)
 
 
-_PY = _kernels.python_twins(globals(), ["rosenbrock", "rosenbrock_stages", "fd_jacobian",
-                                         "linear_columns", "fd_time_derivative", "write_outputs",
+_PY = _kernels.python_twins(globals(), ["rosenbrock", "rosenbrock_stages", "defect_error",
+                                         "fd_jacobian", "linear_columns", "fd_time_derivative",
+                                         "write_outputs",
                                          "jacobian_y", "jacobians", "stiff_result"],
                             _kernels._PY)
 rosenbrock_py = _PY["rosenbrock"]

@@ -508,14 +508,44 @@ def test_new_methods_backward_in_time_and_non_autonomous(method):
     assert sol.success and np.max(np.abs(sol.y[:, 0] - np.cos(ts))) < 100 * rtol
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: Rodas5's error estimate (its last "
-                   "stage) is identically zero on a component that depends on time alone, "
-                   "so the step size grows unchecked; see docs/stiff.md")
 def test_rodas5_controls_a_pure_time_dependent_component():
+    # Rodas5's embedded estimate (its last stage) vanishes identically on a
+    # component that depends on time alone; the dense-output defect check
+    # must catch what it misses (without it: status 0 after 6 steps, error 0.56).
     sol = nk.solve(lambda t, y, th: np.cos(10 * t) + 0 * y, [0.0], [0.0, 2.0],
                    method="rodas5", rtol=1e-6, atol=1e-9)
     assert sol.success
-    assert abs(sol.y[-1, 0] - np.sin(20.0) / 10) < 1e-4
+    assert abs(sol.y[-1, 0] - np.sin(20.0) / 10) < 1e-5
+
+
+def test_rodas5_blind_estimate_is_structural():
+    # the reason for the defect check: Rodas5's error weights (classical
+    # form) live on its last three stages, which share node 1 and weight
+    # d = 0, so they cancel on any f(t).
+    w = np.array([float(b - bh) for b, bh in zip(RODAS5.b, RODAS5.b_hat)])
+    assert np.all(abs(w[:5]) < 1e-14) and abs(w.sum()) < 1e-14 and abs(w[5:]).min() > 1e-2
+    assert np.all(RODAS5.c_arr[5:] == 1.0) and np.all(RODAS5.d_arr[5:] == 0.0)
+    assert RODAS5.defect_theta == Fraction(1, 2)
+
+
+@pytest.mark.parametrize("rtol", [1e-4, 1e-7, 1e-10])
+def test_rodas5_forced_decay_error_follows_tolerance(rtol):
+    # y' = -y + cos(10 t): time-driven forcing coupled to a decaying mode
+    exact = (np.cos(20.0) + 10 * np.sin(20.0) - np.exp(-2.0)) / 101
+    sol = nk.solve(lambda t, y, th: -y + np.cos(10 * t), [0.0], [0.0, 2.0],
+                   method="rodas5", rtol=rtol, atol=rtol * 1e-3)
+    assert sol.success and abs(sol.y[-1, 0] - exact) < 30 * rtol * abs(exact)
+
+
+def test_defect_theta_must_lie_inside_the_step():
+    from dataclasses import replace
+
+    from nodekit.tableaux.rosenbrock import RODAS4
+    with pytest.raises(ValueError, match="defect_theta"):
+        replace(RODAS4, defect_theta="1")
+    tab = replace(RODAS4, defect_theta="1/3")
+    classical = tab.defect_weights @ np.array(tab.Gamma, dtype=float)  # on k_i = h f(..)
+    assert np.allclose(classical.sum(axis=1), [1 / 3, 1.0])
 
 
 @pytest.mark.parametrize("method", ["rodas4", "kvaerno5", "ros3p"])

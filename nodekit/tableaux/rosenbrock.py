@@ -87,6 +87,10 @@ class RosenbrockTableau:
     exact : bool
         False for coefficients published as decimals (checked to
         :data:`~nodekit.tableaux.DECIMAL_TOL`).
+    defect_theta : Fraction or str, optional
+        If given, every step's error estimate is also checked against the
+        defect of the dense output at ``theta`` (see :data:`RODAS5`): the
+        step is accepted only if both are within tolerance.
 
     Attributes
     ----------
@@ -99,6 +103,10 @@ class RosenbrockTableau:
     P : ndarray, shape (s, q)
         Dense output on ``K_i = U_i / h``: ``y(t + theta h) = y + h sum_i K_i
         sum_j P[i, j] theta**(j+1)``.
+    defect_weights : ndarray, shape (2, s)
+        With `defect_theta`: the dense output's weights at ``theta`` (row 0)
+        and those of its time derivative (row 1, ``y'(t + theta h) = sum_i
+        K_i row1_i``); zeros without.
     """
 
     name: str
@@ -115,6 +123,7 @@ class RosenbrockTableau:
     d: Row
     dense: tuple = ()
     exact: bool = False
+    defect_theta: Fraction | None = None
 
     n_stages: int = field(init=False, repr=False, compare=False)
     alpha: tuple = field(init=False, repr=False, compare=False)
@@ -129,6 +138,7 @@ class RosenbrockTableau:
     c_arr: np.ndarray = field(init=False, repr=False, compare=False)
     d_arr: np.ndarray = field(init=False, repr=False, compare=False)
     P: np.ndarray = field(init=False, repr=False, compare=False)
+    defect_weights: np.ndarray = field(init=False, repr=False, compare=False)
 
     def _set(self, name, value):
         object.__setattr__(self, name, value)
@@ -154,6 +164,8 @@ class RosenbrockTableau:
             self._set(nm, _vec(getattr(self, nm)))
         for nm in ("a", "C", "dense"):
             self._set(nm, tuple(_vec(r) for r in getattr(self, nm)))
+        if self.defect_theta is not None:
+            self._set("defect_theta", Fraction(self.defect_theta))
 
     def _check_shapes(self, s):
         if not self.gamma > 0:
@@ -221,6 +233,18 @@ class RosenbrockTableau:
         self._set("c_arr", flt(self.c, (s,)))
         self._set("d_arr", flt(self.d, (s,)))
         self._set("P", flt([v for r in P for v in r], (s, len(P[0]))))
+        self._set("defect_weights", flt(self._defect_weights(P, s), (2, s)))
+
+    def _defect_weights(self, P, s):
+        """Rows ``sum_j P[i, j] theta^(j+1)`` and ``sum_j (j+1) P[i, j] theta^j``."""
+        if self.defect_theta is None:
+            return [0.0] * (2 * s)
+        th = self.defect_theta
+        if not 0 < th < 1:
+            self._fail(f"`defect_theta` must lie in (0, 1); got {float(th)!r}.")
+        value = [sum(coef * th ** (k + 1) for k, coef in enumerate(row)) for row in P]
+        slope = [sum((k + 1) * coef * th ** k for k, coef in enumerate(row)) for row in P]
+        return value + slope
 
     def __repr__(self):
         return (f"RosenbrockTableau({self.name!r}, order {self.order}({self.error_order}), "
@@ -290,6 +314,11 @@ _R5_A6 = ("-14.09640773051259", "6.925207756232704", "-41.47510893210728",
 #: 5 with an embedded order-4 solution (the error estimate is the last stage)
 #: and an order-4 dense output; L-stable.  Decimal coefficients as tabulated
 #: in the transformed form (16 digits); the order conditions are verified.
+#: Its error weights live on the last three stages, which share node 1 and
+#: carry no ``df/dt`` term, so the embedded estimate vanishes identically on
+#: a component that depends on time alone (``y' = g(t)``); the loop
+#: therefore also checks the defect of the dense output at the step's
+#: middle (``defect_theta = 1/2``, see :func:`nodekit._implicit.defect_error`).
 RODAS5 = RosenbrockTableau(
     name="rodas5", order=5, error_order=4, dense_order=4,
     references="G. Di Marzo, \"RODAS5(4) -- Methodes de Rosenbrock d'ordre 5(4) "
@@ -332,7 +361,8 @@ RODAS5 = RosenbrockTableau(
             "2.5793540257308067", "2.2435122582734066"),
            ("-44.0988150021747", "-5.755396159656812e-13", "-181.26175034586677",
             "56.99302194811676", "183.21182741427398", "-7.480257918273637",
-            "-5.792426076169686", "-5.32503859794143")))
+            "-5.792426076169686", "-5.32503859794143")),
+    defect_theta="1/2")
 
 _R4_A5 = ("1.221224509226641", "6.019134481288629", "12.53708332932087",
           "-0.6878860361058950")
