@@ -30,6 +30,7 @@ unnecessary: ``d(a . f)/dt = a . df/dt`` along the adjoint.)  In
 discrete computation.
 """
 import warnings
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -39,7 +40,7 @@ from autograd.tracer import isbox
 from . import _checkpoint, _implicit, _interrupt, _kernels
 from ._errors import GradientError
 from ._warnings import AdjointDriftWarning, UntracedFunctionWarning
-from .integrate import integrate, python_rhs, run
+from .integrate import integrate, loop_tableau, python_rhs, run
 
 #: The continuous adjoint warns (:class:`nodekit.AdjointDriftWarning`) when the
 #: drift of its backwards-integrated ``y`` exceeds this many times the backward
@@ -247,6 +248,167 @@ def backward_stops(g):
     return keep
 
 
+@nb.njit(cache=True, nogil=True)
+def time_gradients(g, F, gy0, gt):
+    """``gt[j] = dL/dt_j`` from the cotangent ``g`` (m, n), ``F[j] = f(t_j,
+    y_j)`` and ``gy0 = dL/dy0``: ``g_j . F_j`` for ``j >= 1`` and ``-(gy0 -
+    g_0) . F_0`` (see the module's description)."""
+    m, n = g.shape
+    for j in range(m):
+        acc = 0.0
+        for i in range(n):
+            acc += g[j, i] * F[j, i]
+        gt[j] = acc
+    acc = 0.0
+    for i in range(n):
+        acc -= (gy0[i] - g[0, i]) * F[0, i]
+    gt[0] = acc
+
+
+class BacksolveOptions(NamedTuple):
+    """The backward solve of ``gradient="adjoint"`` as :func:`backsolve` runs
+    it: what :class:`Backsolve` would hand the loop, from the options of
+    :func:`nodekit.primitive.backward_options` (built by
+    :func:`backsolve_options`)."""
+
+    tab: _kernels.LoopTableau
+    rtol: np.ndarray      #: (2n + q,) the backward tolerances (q = p with the quadrature)
+    atol: np.ndarray
+    n_err: int            #: ``2n`` with ``seminorm``, else every component
+    ctrl: np.ndarray      #: the controller's parameters
+    max_step: float
+    max_steps: int        #: the stops at the output times read come on top
+    fixed_step: float     #: 0.0: adaptive
+    quadrature: bool      #: integrate ``g_theta`` too (``dL/dtheta`` is wanted)
+
+
+def backsolve_options(adj, n, p, quadrature=True):
+    """The :class:`BacksolveOptions` of the backward options ``adj`` (a dict
+    from :func:`nodekit.primitive.backward_options`, explicit tableau) for a
+    state of ``n`` and ``p`` parameters."""
+    size = 2 * n + (p if quadrature else 0)
+    return BacksolveOptions(loop_tableau(adj["tableau"]), np.full(size, adj["rtol"]),
+                            np.full(size, adj["atol"]), 2 * n if adj["seminorm"] else size,
+                            adj["controller"].array, float(adj["max_step"]),
+                            int(adj["max_steps"]), float(adj["step_size"] or 0.0),
+                            bool(quadrature))
+
+
+class BacksolveResult(NamedTuple):
+    """What :func:`backsolve` returns: the backward loop's status and counts."""
+
+    status: int
+    t_reached: float
+    h_last: float
+    nfev: int
+    nsteps: int
+    naccept: int
+    nreject: int
+    t_stiff: float        #: where the stiffness test fired, else NaN
+    stops: int            #: the output times the backward pass stopped at
+
+
+@nb.njit(cache=True, nogil=True)
+def backsolve(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, drift, fault):
+    """The continuous adjoint of one forward solve, in one compiled call.
+
+    ``[y, a, g_theta]`` (``[y, a]`` without ``back.quadrature``) is
+    integrated backwards from the last output time the loss reads
+    (:func:`backward_stops`) to ``t[0]`` by the integration loop, which
+    stops at every output time read, re-seeds ``y`` from ``ys`` there and
+    adds the cotangent ``g`` to ``a`` (:class:`nodekit._kernels.AdjointSystem`).
+
+    Parameters
+    ----------
+    rhs, vjp : first-class functions
+        The compiled kernels (an :class:`nodekit.ODE`'s ``rhs_cfunc`` and ``vjp_cfunc``).
+    theta : ndarray, shape (p,)
+    t : ndarray, shape (m,)
+        The forward output times.
+    ys : ndarray, shape (m, n)
+        The forward solution at ``t``.
+    g : ndarray, shape (m, n)
+        ``dL/dy(t_j)``.
+    first_step : float
+        The backward solve's first step (the forward pass's mean accepted step).
+    back : BacksolveOptions
+    gy0, gth : ndarray, shape (n,) and (p,)
+        Receive ``dL/dy0`` and ``dL/dtheta`` (zeros without the quadrature).
+    drift : ndarray, shape (m,)
+        Receives the relative drift of the backwards-integrated ``y`` at
+        every stop, NaN at the output times the pass did not stop at.
+    fault : ndarray, shape (2n + q + 2,)
+        With status ``FAILED_KERNEL``: ``[code, t, state...]`` of the kernel
+        call that raised.
+
+    Returns
+    -------
+    BacksolveResult
+    """
+    n = ys.shape[1]
+    p = theta.size
+    q = p if back.quadrature else 0
+    drift[:] = np.nan
+    gth[:] = 0.0
+    keep = backward_stops(g)
+    if keep.size == 0:
+        gy0[:] = g[0]
+        return BacksolveResult(0, t[0], 0.0, 0, 0, 0, 0, np.nan, 0)
+    W1 = np.empty((keep.size, n))
+    W2 = np.empty((keep.size, n))
+    ts_b = np.empty(keep.size)
+    for k in range(keep.size):
+        ts_b[k] = t[keep[k]]
+        W1[k] = ys[keep[k]]
+        W2[k] = g[keep[k]]
+    z0 = np.zeros(2 * n + q)
+    z0[:n] = W1[0]
+    z0[n:2 * n] = W2[0]
+    system = _kernels.AdjointSystem(rhs, vjp, theta, n, p, back.quadrature,
+                                    np.zeros(keep.size), W1, W2, np.empty(p))
+    # max_steps counts the steps the error control chooses; the stops at the
+    # output times read come on top (each can cut one step short).  The first
+    # step is the forward pass's mean accepted step: no trial evaluation, and
+    # a start the error control has already seen work
+    opt = _kernels.LoopOptions(back.rtol, back.atol, back.n_err, back.ctrl, first_step,
+                               back.max_step, back.max_steps + keep.size, back.fixed_step,
+                               False, True)
+    out = np.full((keep.size, 2 * n + q), np.nan)
+    res = _kernels.integrate(system, z0, ts_b, back.tab, opt, out, fault)
+    gy0[:] = out[-1, n:2 * n]
+    if back.quadrature:
+        gth[:] = out[-1, 2 * n:]
+    for k in range(keep.size):
+        drift[keep[k]] = system.drift[k]
+    return BacksolveResult(res.status, res.t_reached, res.h_last, res.nfev, res.nsteps,
+                           res.naccept, res.nreject, res.t_stiff, keep.size)
+
+
+_BACKSOLVE_ENTRY = []
+
+
+def run_backsolve(args):
+    """:func:`backsolve` on ``args``, through its compiled entry point.
+
+    Numba's dispatcher infers the type of every argument on every call
+    (about 90 us for the first-class functions and the options record); the
+    entry point, compiled once for the first call's types, skips that.  The
+    callers pass float64 C-contiguous arrays, the kernels of an
+    :class:`nodekit.ODE` and a :class:`BacksolveOptions` (the entry point
+    unboxes without checking).  Ctrl-C stops the solve and raises
+    ``KeyboardInterrupt`` here.
+    """
+    if not _BACKSOLVE_ENTRY:
+        sig = tuple(nb.typeof(a) for a in args)
+        backsolve.compile(sig)
+        _BACKSOLVE_ENTRY.append(backsolve.overloads[sig].entry_point)
+    _interrupt.arm()
+    try:
+        return _BACKSOLVE_ENTRY[0](*args)
+    finally:
+        _interrupt.disarm()
+
+
 class _Continuous(_Strategy):
     """A backward solve of an augmented system by the integration loop.
 
@@ -317,6 +479,36 @@ class Backsolve(_Continuous):
 
     name = "adjoint"
     keeps_dense = False
+    #: an ``nk.ODE`` with an explicit backward method runs :func:`backsolve`
+    #: (one compiled call); False sends every case through the loop's driver
+    compiled_path = True
+
+    def gradients(self, pb, stats):
+        """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
+        rec = pb.record
+        if not (self.compiled_path and rec.compiled
+                and not _implicit.is_stiff(rec.adjoint_options["tableau"])):
+            return super().gradients(pb, stats)
+        back = backsolve_options(rec.adjoint_options, pb.n, pb.p, pb.need_theta)
+        gy0 = np.empty(pb.n)
+        gth = np.empty(pb.p)
+        drift = np.empty(rec.ts.size)
+        fault = np.zeros(back.rtol.size + 2)
+        args = (rec.fun.rhs_cfunc, pb.vjp, pb.theta, np.ascontiguousarray(rec.ts),
+                np.ascontiguousarray(rec.ys), pb.g, float(rec.mean_step), back, gy0, gth,
+                drift, fault)
+        res = run_backsolve(args)
+        message = _stiffness_note(res, rec.adjoint_options["tableau"].name)
+        if res.status != 0:
+            raise GradientError(self._advice(dict(
+                status=res.status, t_reached=res.t_reached, max_steps=back.max_steps
+                + res.stops, message=_failure_message(pb, res, back, fault) + message),
+                res.stops))
+        stats.update(nfev_backward=res.nfev, nsteps_backward=res.nsteps,
+                     naccept_backward=res.naccept, nreject_backward=res.nreject,
+                     drift=drift)
+        _warn_drift(rec, drift)
+        return gy0, gth
 
     def jacobian_plan(self, pb):
         """The stiff backward pass's Jacobian of ``[x, a, g]``: the ``x``
@@ -371,6 +563,37 @@ class Interpolated(_Continuous):
     def finish(self, pb, system, z, keep, stats):
         n = pb.n
         return z[:n].copy(), z[n:].copy() if pb.need_theta else np.zeros(pb.p)
+
+
+def _failure_message(pb, res, back, fault):
+    """What went wrong in a failed :func:`backsolve`, worded as the loop's
+    driver words it (:func:`nodekit.integrate.run`)."""
+    from .integrate import FIXED_STEP_ADVICE, STATUS_MESSAGES, kernel_fault_message
+    if res.status == _kernels.FAILED_KERNEL:
+        # the system the kernel ran in, to call it again and recover its exception
+        keep = backward_stops(pb.g)
+        system = _kernels.adjoint_system(pb.record.fun.rhs_cfunc, pb.vjp, pb.theta, pb.n,
+                                         pb.p, pb.record.ys[keep], pb.g[keep],
+                                         back.quadrature)
+        return kernel_fault_message(system, fault, res.nsteps, res.nfev)
+    message = STATUS_MESSAGES[res.status].format(
+        t=res.t_reached, h=res.h_last, nsteps=res.nsteps, nfev=res.nfev,
+        naccept=res.naccept, nreject=res.nreject, max_steps=back.max_steps + res.stops)
+    if res.status == _kernels.FAILED_NONFINITE and back.fixed_step > 0.0:
+        message += FIXED_STEP_ADVICE
+    return message
+
+
+def _stiffness_note(res, method):
+    """``""``, or when the stiffness test fired in the backward solve the note
+    the loop's driver adds to its message (with a :class:`nodekit.StiffnessWarning`)."""
+    if not res.t_stiff == res.t_stiff:
+        return ""
+    from .integrate import STIFFNESS_NOTE
+    from ._warnings import StiffnessWarning
+    note = STIFFNESS_NOTE.format(t=res.t_stiff, method=method)
+    warnings.warn(note, StiffnessWarning, stacklevel=5)
+    return " " + note
 
 
 def _warn_drift(record, drift):
@@ -436,8 +659,7 @@ def backward(record, g, need_t, need_theta=True):
     gy0, gth = record.strategy.gradients(Problem(record, g, need_theta), stats)
     gt = None
     if need_t:
-        F = _rhs_at_outputs(record)
-        gt = np.einsum("ji,ji->j", g, F)
-        gt[0] = -(gy0 - g[0]) @ F[0]
+        gt = np.empty(record.ts.size)
+        time_gradients(g, _rhs_at_outputs(record), gy0, gt)
         stats["nfev_backward"] = stats.get("nfev_backward", 0) + record.ts.size
     return gy0, gt, gth, stats

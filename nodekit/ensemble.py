@@ -27,7 +27,7 @@ from autograd.numpy.numpy_boxes import ArrayBox
 from . import _checks, _interrupt, _kernels
 from ._errors import SolveError
 from ._interrupt import INTERRUPTED
-from .adjoint import backward_stops
+from .adjoint import backsolve, backsolve_options, time_gradients
 from .integrate import STATUS_MESSAGES, integrate, loop_options, loop_tableau
 from .ode import ODE
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, Options
@@ -385,88 +385,37 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method=D.method, rtol=D.rtol, at
 # Gradients: one autograd primitive over the ensemble, whose VJP runs the
 # trajectories' backward passes in parallel.
 # ---------------------------------------------------------------------------
-class _Backward(NamedTuple):
-    """The backward solve of ``gradient="adjoint"`` as every trajectory runs it
-    (what :func:`nodekit.odeint` would pass its loop; see
-    :func:`nodekit.primitive.backward_options`)."""
-
-    tab: _kernels.LoopTableau
-    rtol: np.ndarray      #: (2n + p,) the backward tolerances
-    atol: np.ndarray
-    n_err: int            #: ``2n`` with ``seminorm``, else ``2n + p``
-    ctrl: np.ndarray
-    max_step: float
-    max_steps: int        #: each trajectory adds the output times it stops at
-    fixed_step: float     #: 0.0: adaptive
-
-
-@nb.njit(cache=True, nogil=True)
-def _adjoint_one(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, fault):
-    """One trajectory's backsolve adjoint (``[y, a, g_theta]`` backwards, ``y``
-    re-seeded and the cotangent added at every stop), exactly as
-    :class:`nodekit.adjoint.Backsolve` runs it: writes ``dL/dy0`` and
-    ``dL/dtheta``; returns ``(status, nfev, worst drift, its time)``."""
-    n = ys.shape[1]
-    p = theta.size
-    keep = backward_stops(g)
-    if keep.size == 0:
-        gy0[:] = g[0]
-        gth[:] = 0.0
-        return 0, 0, 0.0, t[0]
-    W1 = np.empty((keep.size, n))
-    W2 = np.empty((keep.size, n))
-    ts_b = np.empty(keep.size)
-    for k in range(keep.size):
-        ts_b[k] = t[keep[k]]
-        W1[k] = ys[keep[k]]
-        W2[k] = g[keep[k]]
-    z0 = np.zeros(2 * n + p)
-    z0[:n] = W1[0]
-    z0[n:2 * n] = W2[0]
-    system = _kernels.AdjointSystem(rhs, vjp, theta, n, p, True, np.zeros(keep.size), W1,
-                                    W2, np.empty(p))
-    opt = _kernels.LoopOptions(back.rtol, back.atol, back.n_err, back.ctrl, first_step,
-                               back.max_step, back.max_steps + keep.size, back.fixed_step,
-                               False, True)
-    out = np.full((keep.size, 2 * n + p), np.nan)
-    res = _kernels.integrate(system, z0, ts_b, back.tab, opt, out, fault)
-    gy0[:] = out[-1, n:2 * n]
-    gth[:] = out[-1, 2 * n:]
-    j = np.argmax(system.drift)
-    return res.status, res.nfev, system.drift[j], ts_b[j]
-
-
 @nb.njit(cache=True, nogil=True)
 def _adjoint_chunk(rhs, vjp, thetas, ts, ys, G, mean_steps, back, lo, hi, gy0, gth, gt,
                    stats, drift):
-    """Backward passes of trajectories ``lo .. hi-1`` (rows of length 1 in
-    ``thetas``/``ts`` are shared); with ``gt`` of ``m`` columns also the
-    time gradients (``gt`` of 0 columns: not asked for).  ``stats[i]``
-    receives ``(status, nfev)``, ``drift[i]`` the worst backsolve drift and
-    the output time where it occurred."""
+    """Backward passes (:func:`nodekit.adjoint.backsolve`) of trajectories
+    ``lo .. hi-1`` (rows of length 1 in ``thetas``/``ts`` are shared); with
+    ``gt`` of ``m`` columns also the time gradients (``gt`` of 0 columns:
+    not asked for).  ``stats[i]`` receives ``(status, nfev)``, ``drift[i]``
+    the worst backsolve drift and the output time where it occurred."""
     n = ys.shape[2]
     for i in range(lo, hi):
         theta = thetas[i if thetas.shape[0] > 1 else 0]
         t = ts[i if ts.shape[0] > 1 else 0]
         fault = np.zeros(2 * n + theta.size + 2)
-        status, nfev, drift[i, 0], drift[i, 1] = _adjoint_one(
-            rhs, vjp, theta, t, ys[i], G[i], mean_steps[i], back, gy0[i], gth[i], fault)
-        stats[i, 0] = status
-        stats[i, 1] = nfev
-        if status != 0:
+        at = np.empty(t.size)
+        res = backsolve(rhs, vjp, theta, t, ys[i], G[i], mean_steps[i], back, gy0[i],
+                        gth[i], at, fault)
+        stats[i, 0] = res.status
+        stats[i, 1] = res.nfev
+        drift[i, 0] = 0.0
+        drift[i, 1] = t[0]
+        for j in range(t.size):
+            if at[j] > drift[i, 0]:  # NaN (no stop there) is never larger
+                drift[i, 0] = at[j]
+                drift[i, 1] = t[j]
+        if res.status != 0:
             continue
         if gt.shape[1]:
             F = np.empty_like(ys[i])
-            stats[i, 0] = 0 if _kernels.rhs_at_points(rhs, t, ys[i], theta, F) == 0 else -4
-            for j in range(t.size):
-                acc = 0.0
-                for k in range(n):
-                    acc += G[i, j, k] * F[j, k]
-                gt[i, j] = acc
-            acc = 0.0
-            for k in range(n):
-                acc -= (gy0[i, k] - G[i, 0, k]) * F[0, k]
-            gt[i, 0] = acc
+            if _kernels.rhs_at_points(rhs, t, ys[i], theta, F):
+                stats[i, 0] = _kernels.FAILED_KERNEL
+            time_gradients(G[i], F, gy0[i], gt[i])
 
 
 class _Config(NamedTuple):
@@ -547,7 +496,8 @@ def _forward_compiled(y0s, t, thetas, config):
 
 
 def _backward_record(fun, options, prob):
-    """The :class:`_Backward` of the ensemble's options."""
+    """The backward options (a dict, see :func:`nodekit.primitive.backward_options`)
+    of the ensemble's options, and their :class:`nodekit.adjoint.BacksolveOptions`."""
     from .adjoint import strategy
     from .primitive import backward_options
     controller = options.get("controller") or DEFAULT_CONTROLLER
@@ -559,12 +509,7 @@ def _backward_record(fun, options, prob):
                            options.get("max_steps", D.max_steps),
                            options.get("max_step", D.max_step),
                            options.get("step_size"), controller)
-    n, p = prob.y0s.shape[1], prob.thetas.shape[1]
-    size = 2 * n + p
-    return adj, _Backward(loop_tableau(adj["tableau"]), np.full(size, adj["rtol"]),
-                          np.full(size, adj["atol"]), 2 * n if adj["seminorm"] else size,
-                          controller.array, float(adj["max_step"]), int(adj["max_steps"]),
-                          float(adj["step_size"] or 0.0))
+    return adj, backsolve_options(adj, prob.y0s.shape[1], prob.thetas.shape[1])
 
 
 def _backward_compiled(g, argnums, args):
