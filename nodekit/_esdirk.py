@@ -57,8 +57,9 @@ from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff
                         stiff_workspace, write_outputs)
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
-                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, checked_evaluate, combine,
-                       copy_into, float_list, propose, record_step, set_row, stage_input,
+                       FAILED_STEP_UNDERFLOW, SUCCESS, add_into, add_outer_prefix, add_row,
+                       all_finite, checked_evaluate, combine, copy_into, float_list,
+                       outer_into, propose, record_step, row_is_zero, set_row, stage_input,
                        start)
 from .controllers import accept_factor, error_norm, reject_factor, scaled_rms
 
@@ -365,7 +366,9 @@ esdirk_py = _PY["esdirk"]
 # ---------------------------------------------------------------------------
 # The discrete adjoint: reverse mode through the recorded ESDIRK steps
 # ---------------------------------------------------------------------------
-def reverse_steps(vjp, theta, ts, g, tab, t_grid, h_grid, y_grid, K_grid, count, p):
+@_jit
+def reverse_esdirk(vjp, theta, ts, g, A, C, B, t_grid, h_grid, y_grid, K_grid, count,
+                  ybar, thbar):
     """The exact derivative of a recorded ESDIRK solve (step sizes held fixed).
 
     Each accepted step ``y_new = y + h sum_i b_i K_i`` has the stages ``K_i =
@@ -380,71 +383,77 @@ def reverse_steps(vjp, theta, ts, g, tab, t_grid, h_grid, y_grid, K_grid, count,
     error), not of the truncated iteration.  Every output time is a step end
     (the loop stops there), so the outputs are the steps' ``y_new``.
 
-    Parameters
-    ----------
-    vjp : callable
-        ``vjp(t, y, theta, a, out_y, out_theta)`` returning a fault code (0).
-    theta : ndarray or None
-    ts, g : ndarray
-        The output times and the cotangents ``dL/dy(ts)``, shape ``(m, n)``.
-    tab : ESDIRKTableau
-    t_grid, h_grid, y_grid, K_grid, count
-        The forward record (``dense=True``).
-    p : int
-        The parameter count.
+    Arguments as :func:`nodekit._kernels.reverse_steps` (the explicit
+    methods' sweep), without the dense output: ``vjp(t, y, theta, a, out_y,
+    out_theta)`` returns a fault code; ``A, C, B`` are the ESDIRK tableau's
+    arrays; ``ybar`` and ``thbar`` receive ``dL/dy0`` and ``dL/dtheta``.
 
     Returns
     -------
-    ybar, thbar : ndarray
-        ``dL/dy0`` and ``dL/dtheta``.
     nvjp : int
-        VJP evaluations.
-
-    Raises
-    ------
-    RuntimeError
-        When the ``vjp`` returned a fault code.
+        VJP evaluations, or ``FAILED_KERNEL`` when the ``vjp`` raised,
+        ``FAILED_NONFINITE`` when a stage matrix ``I - h a_ii J_i`` is
+        singular, ``INTERRUPTED`` on Ctrl-C.
     """
-    A, C, B = tab.A, tab.C, tab.B
+    m = ts.size
+    n = ybar.size
     S = A.shape[0]
-    m, n = g.shape
-    ybar = np.zeros(n)
-    thbar = np.zeros(p)
+    Kbar = np.zeros((S, n))
+    Y = np.empty(n)
+    u = np.empty(n)
+    unit = np.zeros(n)
     ay = np.empty(n)
-    ath = np.empty(p)
+    ath = np.empty(thbar.size)
     J = np.empty((n, n))
-    eye = np.eye(n)
+    M = np.empty((n, n))
+    piv = np.zeros(n, dtype=np.int64)
+    ybar[:] = 0.0
+    thbar[:] = 0.0
     direction = 1.0 if ts[m - 1] >= ts[0] else -1.0
-    nvjp = 0
-
-    def call(t, Y, a):
-        if vjp(t, Y, theta, a, ay, ath):
-            raise RuntimeError(f"the vjp kernel failed at t={t!r}")
-
     j = m - 1
+    nvjp = 0
     for k in range(count - 1, -1, -1):
-        t, h, y, K = t_grid[k], h_grid[k], y_grid[k], K_grid[k]
-        Kbar = h * np.outer(B, ybar)
+        if interrupted():
+            return INTERRUPTED
+        t = t_grid[k]
+        h = h_grid[k]
+        K = K_grid[k]
         while j >= 1 and direction * (ts[j] - t) > 0.0:   # outputs are step ends
-            Kbar += h * np.outer(B, g[j])
-            ybar += g[j]
+            add_row(ybar, g, j)
             j -= 1
+        outer_into(Kbar, h, B, ybar)
         for s in range(S - 1, -1, -1):
-            if not Kbar[s].any():
+            if row_is_zero(Kbar, s):
                 continue
             ti = t + C[s] * h
-            Y = y + h * (A[s, :s + 1] @ K[:s + 1])
-            u = Kbar[s]
+            stage_input(y_grid[k], h, A, s, K, Y)
+            for i in range(n):
+                Y[i] += h * A[s, s] * K[s, i]
+                u[i] = Kbar[s, i]
             if A[s, s] != 0.0:
-                for i in range(n):
-                    call(ti, Y, eye[i])
-                    J[i] = ay
+                for r in range(n):           # J[r] = e_r^T J, one VJP each
+                    unit[r] = 1.0
+                    code = vjp(ti, Y, theta, unit, ay, ath)
+                    unit[r] = 0.0
+                    if code:
+                        return FAILED_KERNEL
+                    set_row(J, r, ay)
                 nvjp += n
-                u = np.linalg.solve((eye - h * A[s, s] * J).T, u)
-            call(ti, Y, u)
+                for r in range(n):           # M = (I - h a_ss J)^T
+                    for q in range(n):
+                        M[r, q] = (1.0 if r == q else 0.0) - h * A[s, s] * J[q, r]
+                if not lu_factor(M, piv):
+                    return FAILED_NONFINITE
+                lu_solve(M, piv, u)
+            if vjp(ti, Y, theta, u, ay, ath):
+                return FAILED_KERNEL
             nvjp += 1
-            ybar += ay
-            thbar += ath
-            Kbar[:s] += h * np.outer(A[s, :s], ay)
-    ybar += g[0]
-    return ybar, thbar, nvjp
+            add_into(ybar, ay)
+            add_into(thbar, ath)
+            add_outer_prefix(Kbar, h, A, s, ay)
+    add_row(ybar, g, 0)
+    return nvjp
+
+
+reverse_esdirk_py = _kernels.python_twins(globals(), ["reverse_esdirk"],
+                                          {**_kernels._PY, **_implicit._PY})["reverse_esdirk"]

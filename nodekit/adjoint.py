@@ -190,32 +190,38 @@ class Discrete(_Strategy):
 
 def _stiff_reverse(pb, d, stats):
     """``(dL/dy0, dL/dtheta)`` through a recorded ESDIRK solve
-    (:func:`nodekit._esdirk.reverse_steps`)."""
-    from ._esdirk import reverse_steps
-    rec = pb.record
-    vjp = rec.fun.vjp if rec.compiled else pb.vjp
-    try:
-        gy0, gth, nvjp = reverse_steps(vjp, pb.theta, rec.ts, pb.g, d.tableau, d.t_grid,
-                                       d.h_grid, d.y_grid, d.K_grid, d.t_grid.size, pb.p)
-    except RuntimeError as err:
-        raise GradientError(f"nk.odeint: the discrete backward pass failed: {err}.") \
-            from None
-    stats.update(nfev_backward=nvjp, nsteps_backward=int(d.t_grid.size))
+    (:func:`nodekit._esdirk.reverse_esdirk`, compiled for an ``nk.ODE``)."""
+    from ._esdirk import reverse_esdirk, reverse_esdirk_py
+    tab = d.tableau
+    gy0 = np.empty(pb.n)
+    gth = np.empty(pb.p)
+    reverse = _checked_reverse(pb.record.compiled, (reverse_esdirk, reverse_esdirk_py))
+    nvjp = reverse(pb.vjp, pb.theta, pb.record.ts, pb.g, tab.A, tab.C, tab.B, d.t_grid,
+                   d.h_grid, d.y_grid, d.K_grid, d.t_grid.size, gy0, gth)
+    stats.update(nfev_backward=int(nvjp), nsteps_backward=int(d.t_grid.size))
     return gy0, gth
 
 
-def _checked_reverse(compiled):
+def _checked_reverse(compiled, sweeps=None):
     """The discrete reverse sweep (compiled or interpreted), raising
-    :class:`GradientError` when a kernel inside it failed (negative count)."""
-    sweep = _kernels.reverse_steps if compiled else _kernels.reverse_steps_py
+    :class:`GradientError` when a kernel inside it failed (negative count).
+    ``sweeps``: the (compiled, interpreted) pair, by default the explicit
+    methods' :func:`nodekit._kernels.reverse_steps`."""
+    fast, slow = sweeps or (_kernels.reverse_steps, _kernels.reverse_steps_py)
+    sweep = fast if compiled else slow
 
     def reverse(*args):
         with _interrupt.armed(compiled):
             nvjp = sweep(*args)
+        if nvjp == _kernels.FAILED_NONFINITE:
+            raise GradientError(
+                "nk.odeint: the discrete backward pass met a singular stage matrix "
+                "I - h*gamma*J of the recorded solve. Tighten rtol (smaller steps) or use "
+                "gradient='interpolated'.")
         if nvjp < 0:
             from .integrate import replay_fault_message
             raise GradientError("nk.odeint: " + replay_fault_message(
-                _kernels.reverse_steps_py, args, "the discrete backward pass"))
+                slow, args, "the discrete backward pass"))
         return nvjp
 
     return reverse

@@ -10,11 +10,13 @@ der Pol (mu = 1000), for every method, is ``validation/stiff_gradients.py``
 """
 import autograd
 import autograd.numpy as anp
+import numba as nb
 import numpy as np
 import pytest
 from scipy.linalg import expm, expm_frechet
 
 import nodekit as nk
+from tests.problems import LINEAR, linear_rhs, linear_vjp
 
 #: One method of each family here (and rodas4, the default backward method of
 #: rodas5); every method, on longer horizons, in validation/stiff_gradients.py.
@@ -132,3 +134,46 @@ def test_unavailable_modes_are_refused_clearly(mode):
     ys = nk.odeint(robertson, ROB_Y0, ROB_T, ROB_K, method="rodas5", gradient=mode)
     assert np.allclose(ys[-1].sum(), 1.0)
     assert loss(ROB_Y0, ROB_K) > 0
+
+
+@pytest.mark.parametrize("method", ["kvaerno5", "trbdf2"])
+def test_compiled_esdirk_discrete_sweep_equals_the_interpreted_one(method):
+    # nk.ODE kernels run the compiled sweep, a Python fun its interpreted twin:
+    # the same algorithm on the same recorded steps, so the same numbers
+    A = np.array([[-1.0, 0.5], [100.0, -1e4]])
+    y0 = np.array([1.0, 2.0])
+    ts = np.array([0.0, 0.3, 1.0])
+    W = np.array([[0.5, -1.0], [2.0, 1.0], [1.5, 0.25]])
+
+    def loss(fun):
+        def f(y0, a):
+            ys = nk.odeint(fun, y0, ts, a, method=method, gradient="discrete",
+                           rtol=1e-8, atol=1e-11)
+            return anp.sum(W * ys)
+        return f
+
+    gc = autograd.grad(loss(LINEAR), (0, 1))(y0, A.ravel())
+    gp = autograd.grad(loss(linear), (0, 1))(y0, A.ravel())
+    for c, p in zip(gc, gp):
+        np.testing.assert_allclose(c, p, rtol=1e-11, atol=1e-14 * abs(p).max())
+    # and the closed form: sum_j W_j . expm(A t_j) y0
+    exact_y0 = sum(expm(A * t).T @ w for t, w in zip(ts, W))
+    np.testing.assert_allclose(gc[0], exact_y0, rtol=1e-5)
+
+
+def test_compiled_esdirk_discrete_sweep_reports_a_failing_vjp():
+    @nb.njit(cache=True)
+    def bad_vjp(t, y, th, a, out_y, out_th):
+        if t > 0.5:
+            raise ValueError("vjp exploded")
+        linear_vjp(t, y, th, a, out_y, out_th)
+
+    ode = nk.ODE(linear_rhs, bad_vjp)
+    A = np.array([[-1.0, 0.5], [1.0, -3.0]])
+
+    def loss(a):
+        return anp.sum(nk.odeint(ode, np.ones(2), [0.0, 1.0], a, method="kvaerno5",
+                                 gradient="discrete"))
+
+    with pytest.raises(nk.GradientError, match="vjp exploded.*discrete backward pass"):
+        autograd.grad(loss)(A.ravel())
