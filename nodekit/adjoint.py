@@ -447,7 +447,7 @@ class _Continuous(_Strategy):
                 np.full(z0.size, opts["atol"]), opts["controller"])
         common = dict(max_steps=max_steps, max_step=opts["max_step"], n_err=n_err,
                       jumps=True, first_step=pb.record.mean_step)
-        if _implicit.is_stiff(tab):
+        if opts["stiff"]:
             # a stiff backward pass: the adjoint is as stiff as the forward problem
             out, info, _ = _implicit.run_system(*args, plan=self.jacobian_plan(pb), **common)
         else:
@@ -492,8 +492,7 @@ class Backsolve(_Continuous):
     def gradients(self, pb, stats):
         """``(dL/dy0, dL/dtheta)`` of the problem ``pb``; fills ``stats``."""
         rec = pb.record
-        if not (self.compiled_path and rec.compiled
-                and not _implicit.is_stiff(rec.adjoint_options["tableau"])):
+        if not (self.compiled_path and rec.compiled and not rec.adjoint_options["stiff"]):
             return super().gradients(pb, stats)
         back = backsolve_options(rec.adjoint_options, pb.n, pb.p, pb.need_theta)
         gy0 = np.empty(pb.n)

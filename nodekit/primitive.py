@@ -237,12 +237,15 @@ def backward_options(gradient, method, rtol, atol, adjoint_method, adjoint_rtol,
                      adjoint_atol, seminorm, max_steps, max_step, step_size, controller):
     """The options of the backward solve of ``gradient`` (a strategy of
     :mod:`nodekit.adjoint`), checked, from :func:`odeint`'s arguments
-    (``controller`` already resolved): the tableau, scalar tolerances (the
+    (``controller`` already resolved): the tableau (and ``stiff``: whether it
+    is a stiff one), scalar tolerances (the
     tightest forward ones by default), ``seminorm``, ``max_steps``,
     ``max_step``, ``controller`` and the fixed ``step_size`` (or None)."""
-    adjoint_tableau = _method_tableau(adjoint_method or _backward_method(method))
+    backward_method = adjoint_method or _backward_method(method)
+    stiff = is_stiff(backward_method)
+    adjoint_tableau = stiff_tableau(backward_method) if stiff else get_tableau(backward_method)
     adj_step = None
-    if is_stiff(adjoint_tableau):
+    if stiff:
         pass  # adaptive; a `step_size` is refused by the forward solve
     elif not adjoint_tableau.is_adaptive:
         if step_size is None and adjoint_method is not None:
@@ -256,7 +259,7 @@ def backward_options(gradient, method, rtol, atol, adjoint_method, adjoint_rtol,
     elif step_size is not None and adjoint_method is None:
         adj_step = step_size  # a fixed-step forward pass gets a fixed-step backward pass
     adj = dict(
-        tableau=adjoint_tableau,
+        tableau=adjoint_tableau, stiff=stiff,
         rtol=_scalar_tol(adjoint_rtol, rtol, "adjoint_rtol"),
         atol=gradient.backward_atol(_scalar_tol(adjoint_atol, atol, "adjoint_atol")),
         seminorm=bool(seminorm),
@@ -277,11 +280,6 @@ def _backward_method(method):
     if isinstance(method, str):
         return BACKWARD_METHOD.get(method.strip().lower(), method)
     return BACKWARD_METHOD.get(getattr(method, "name", None), method)
-
-
-def _method_tableau(method):
-    """The tableau of ``method``, explicit or stiff."""
-    return stiff_tableau(method) if is_stiff(method) else get_tableau(method)
 
 
 def _check_stiff_gradient(method, gradient):
@@ -319,7 +317,7 @@ def _checkpoints(k):
 def _scalar_tol(tol, forward, name):
     """The backward tolerance: given, or the tightest forward one."""
     if tol is None:
-        return float(np.min(forward))
+        return forward if type(forward) is float else float(np.min(forward))
     return float(_checks.check_positive(tol, name))
 
 
