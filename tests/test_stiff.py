@@ -14,7 +14,8 @@ from nodekit.tableaux.rosenbrock import (RODAS5, ROSENBROCK_METHODS, RosenbrockT
                                          rosenbrock_order_residuals)
 from tests.problems import LINEAR, linear_jac, linear_py, linear_rhs, linear_vjp
 from nodekit.validation.kernels import van_der_pol_rhs
-from nodekit.validation.stiff_kernels import (ROBERTSON_REF, ROBERTSON_T, ROBERTSON_THETA,
+from nodekit.validation.stiff_kernels import (ROBERTSON_LONG_REF, ROBERTSON_LONG_T,
+                                      ROBERTSON_REF, ROBERTSON_T, ROBERTSON_THETA,
                                       ROBERTSON_Y0, VDP_MU, VDP_REF, VDP_T, VDP_Y0,
                                       robertson_jac, robertson_rhs, van_der_pol_jac)
 
@@ -554,3 +555,20 @@ def test_other_stiff_methods_control_a_pure_time_dependent_component(method):
                    method=method, rtol=1e-6, atol=1e-9)
     assert sol.success
     assert abs(sol.y[-1, 0] - np.sin(20.0) / 10) < 1e-5
+
+
+#: Error allowed at rtol 1e-6 over Robertson's long horizon, relative in every
+#: component (trbdf2 is second order: its error adds up over the steps).
+LONG_TOL = {"rodas5": 5e-6, "rodas4": 5e-6, "ros3p": 5e-6, "kvaerno5": 5e-6, "trbdf2": 1e-4}
+
+
+@pytest.mark.parametrize("method", sorted(LONG_TOL))
+def test_robertson_to_1e11_against_the_published_reference(method):
+    # y2 ends near 1e-13: atol must be far below it for a relative answer
+    ode = nk.ODE(robertson_rhs, jac=robertson_jac)
+    sol = nk.solve(ode, ROBERTSON_Y0, ROBERTSON_LONG_T, ROBERTSON_THETA, method=method,
+                   rtol=1e-6, atol=1e-22, max_steps=100_000)
+    assert sol.success
+    err = np.abs(sol.y[1:] - ROBERTSON_LONG_REF[1:]) / ROBERTSON_LONG_REF[1:]
+    assert err.max() < LONG_TOL[method]
+    assert abs(sol.y[-1].sum() - 1.0) < 1e-12      # the kinetics conserve mass

@@ -100,6 +100,17 @@ ROBERTSON_REF = np.array([
     [1.8320225777670937e-01, 8.9423712527755601e-07, 8.1679684798616436e-01],
     [1.7865921142100099e-02, 7.2747514684365942e-08, 9.8213400611038337e-01]])
 
+#: Robertson over the long horizon: ``y(4e10)`` from the same Radau run
+#: (rtol 1e-12, atol 1e-20; a run one decade looser agrees to 2.3e-10
+#: relative), and ``y(1e11)`` as published in the Test Set for IVP Solvers
+#: (Mazzia and Magherini, problem ROBER), which that Radau run reproduces to
+#: 3.5e-10 relative.
+ROBERTSON_LONG_T = np.array([0.0, 4e10, 1e11])
+ROBERTSON_LONG_REF = np.array([
+    [1.0, 0.0, 0.0],
+    [5.2083451764287714e-08, 2.0833381777773420e-13, 9.9999994791632063e-01],
+    [0.2083340149701255e-07, 0.8333360770334713e-13, 0.9999999791665050]])
+
 VDP_MU = np.array([1000.0])
 VDP_Y0 = np.array([2.0, 0.0])
 VDP_T = np.linspace(0.0, 3000.0, 7)
@@ -138,6 +149,9 @@ if __name__ == "__main__":
     for name, args, ref in (
             ("Robertson", (robertson_rhs, robertson_jac, ROBERTSON_Y0, ROBERTSON_T,
                            ROBERTSON_THETA, 1e-12, 1e-20), ROBERTSON_REF),
+            ("Robertson to 1e11", (robertson_rhs, robertson_jac, ROBERTSON_Y0,
+                                   ROBERTSON_LONG_T, ROBERTSON_THETA, 1e-12, 1e-20),
+             ROBERTSON_LONG_REF),
             ("Van der Pol", (van_der_pol_rhs, van_der_pol_jac, VDP_Y0, VDP_T, VDP_MU,
                              1e-11, 1e-14), VDP_REF)):
         y = radau_reference(*args)
