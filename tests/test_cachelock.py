@@ -55,3 +55,31 @@ def test_concurrent_saves_keep_both_signatures(tmp_path):
     overloads = _race(tmp_path, lock=True)
     assert len(overloads) == 2
     assert len(set(overloads.values())) == 2  # each signature has its own data file
+
+
+def test_package_fingerprint_follows_the_numba_modules(tmp_path):
+    from nodekit._cachelock import package_fingerprint
+    (tmp_path / "kernels.py").write_text("import numba\nX = 1\n")
+    (tmp_path / "plain.py").write_text("Y = 1\n")
+    first = package_fingerprint.__wrapped__(str(tmp_path))
+    (tmp_path / "plain.py").write_text("Y = 2\n")          # no Numba: not part of it
+    assert package_fingerprint.__wrapped__(str(tmp_path)) == first
+    (tmp_path / "kernels.py").write_text("import numba\nX = 2\n")
+    assert package_fingerprint.__wrapped__(str(tmp_path)) != first
+
+
+def test_nodekit_functions_are_stamped_with_the_package(tmp_path):
+    # a cached function of nodekit goes stale when any Numba module of the
+    # package changes (its cached code includes what it calls); one outside
+    # the package keeps Numba's own stamp
+    from numba.core.caching import InTreeCacheLocator
+
+    from nodekit import _cachelock, _kernels
+    fn = _kernels.copy_into.py_func
+    stamp = InTreeCacheLocator(fn, fn.__code__.co_filename).get_source_stamp()
+    assert isinstance(stamp, tuple) and stamp[1] == _cachelock.package_fingerprint()
+    outside = tmp_path / "outside.py"
+    outside.write_text("def f():\n    return 1\n")
+    ns = {}
+    exec(compile(outside.read_text(), str(outside), "exec"), ns)
+    assert not isinstance(InTreeCacheLocator(ns["f"], str(outside)).get_source_stamp(), tuple)
