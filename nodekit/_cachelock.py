@@ -22,10 +22,7 @@ not writable, Numba runs unlocked, as before.
 Numba also decides that a cached function is fresh by its own source file
 alone, while the machine code it stores includes every jitted function it
 calls, from other files too.  After an edit to ``controllers.py`` the cached
-loop of ``_implicit.py`` kept the old controller; after a change of a record
-type in one file a caller cached from another file could read it with the
-old layout (a stale in-tree cache of this kind corrupted the heap in a
-developer's tree: "malloc(): unaligned tcache chunk detected").  So the
+loop of ``_implicit.py`` kept the old controller, silently.  So the
 source stamp of every function defined in ``nodekit`` also carries
 :func:`package_fingerprint`, a hash of every module of the package that uses
 Numba: any change to one of them makes all of nodekit's cached code stale
