@@ -69,7 +69,8 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 @functools.lru_cache(maxsize=None)
 def package_fingerprint(folder=PACKAGE):
     """SHA-256 over the path and contents of every module under ``folder``
-    (the package) whose source mentions ``numba``; read once per process,
+    (the package) whose source mentions ``numba`` or uses the package's Numba
+    presets (:mod:`nodekit._jitflags`); read once per process,
     about a millisecond."""
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(folder):
@@ -80,7 +81,7 @@ def package_fingerprint(folder=PACKAGE):
             path = os.path.join(root, name)
             with open(path, "rb") as fh:
                 data = fh.read()
-            if b"numba" in data:
+            if b"numba" in data or b"_jitflags" in data:
                 digest.update(os.path.relpath(path, folder).encode() + b"\0" + data)
     return digest.hexdigest()
 

@@ -36,10 +36,9 @@ References
 """
 from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 
-from . import _checks, _kernels
+from . import _checks, _jitflags, _kernels
 from .controllers import accept_factor, error_norm
 from .integrate import STATUS_MESSAGES, integrate, python_rhs, run
 from .ode import ODE
@@ -71,7 +70,7 @@ class Tape(NamedTuple):
     t_end: float
 
 
-@nb.njit(cache=True, nogil=True)
+@_jitflags.jit
 def next_proposal(t_grid, h_grid, y_grid, K_grid, count, h_abs, t_end, B, E, E2, has_e2,
                   rtol, atol, n_err, ctrl, exponent, max_step, y_end):
     """The step size the loop would attempt after the recorded steps.

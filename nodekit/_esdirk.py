@@ -49,10 +49,9 @@ output is the tableau's Hermite cubic in the common ``P`` form.
 import math
 from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 
-from . import _implicit, _kernels
+from . import _implicit, _jitflags, _kernels
 from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff_result,
                         stiff_workspace, write_outputs)
 from ._interrupt import INTERRUPTED, interrupted
@@ -63,7 +62,7 @@ from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        start)
 from .controllers import accept_factor, error_norm, reject_factor, scaled_rms
 
-_jit = nb.njit(cache=True, nogil=True)
+_jit = _jitflags.jit
 
 _EPS = float(np.finfo(np.float64).eps)
 #: Newton iterations allowed per stage before the step is retried.

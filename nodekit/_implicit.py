@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from . import _interrupt, _kernels
+from . import _interrupt, _jitflags, _kernels
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, apply_jump, checked_evaluate,
@@ -39,8 +39,8 @@ from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        record_step, set_row, stack_record, stage_input, start)
 from .controllers import accept_factor, error_norm, reject_factor
 
-_jit = nb.njit(cache=True, nogil=True)
-_inline = nb.njit(cache=True, nogil=True, inline="always")
+_jit = _jitflags.jit
+_inline = _jitflags.inline
 
 _SQRT_EPS = math.sqrt(np.finfo(np.float64).eps)
 

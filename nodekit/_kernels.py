@@ -30,14 +30,13 @@ import types
 import warnings
 from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 from numba import types as nbt
 from numba.core import cgutils
 from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.extending import intrinsic, overload
 
-from . import _interrupt
+from . import _interrupt, _jitflags
 from ._interrupt import INTERRUPTED, interrupted
 from .controllers import (accept_factor, error_norm, initial_step_final,
                           initial_step_trial, reject_factor)
@@ -56,13 +55,12 @@ STOPPED_AT_EVENT = 1  #: a terminal event occurred (an EventSystem)
 assert INTERRUPTED == -5  # Ctrl-C: see nodekit._interrupt
 
 
-_jit = nb.njit(cache=True, nogil=True)
-_inline = nb.njit(cache=True, nogil=True, inline="always")
+_jit = _jitflags.jit
+_inline = _jitflags.inline
 _EPS = np.finfo(np.float64).eps
 #: The loop body: compiled without reference counting (it allocates nothing
 #: and runs on borrowed arrays, see :func:`borrowed`).
-_body = nb.njit(cache=True, nogil=True, _nrt=False, no_cpython_wrapper=True,
-                no_cfunc_wrapper=True)
+_body = _jitflags.body
 
 
 # ---------------------------------------------------------------------------
@@ -297,7 +295,7 @@ def float_list():
     return x
 
 
-@nb.njit(cache=True, nogil=True, _nrt=True)  # called from the loop body: needs NRT
+@_jit  # called from the loop body: needs NRT
 def record_step(rec, t, h, y, K):
     """Append one accepted step (start ``t``, size ``h``, state ``y``, stage
     derivatives ``K`` row by row) to the record ``rec`` (four lists)."""
@@ -740,7 +738,7 @@ def event_values(system, t, y, out, fault):
     return 0
 
 
-@nb.njit(cache=True, nogil=True, _nrt=True)  # called from the loop body: needs NRT
+@_jit  # called from the loop body: needs NRT
 def record_event(hits, k, t, y):
     """Append an occurrence of event ``k`` at ``t`` with state ``y`` to ``hits``."""
     hits.append(float(k))

@@ -37,7 +37,7 @@ import numpy as np
 from autograd import make_vjp
 from autograd.tracer import isbox
 
-from . import _checkpoint, _implicit, _interrupt, _kernels
+from . import _checkpoint, _implicit, _interrupt, _jitflags, _kernels
 from ._errors import GradientError
 from ._warnings import AdjointDriftWarning, UntracedFunctionWarning
 from .integrate import integrate, loop_tableau, python_rhs, run
@@ -227,7 +227,7 @@ def _checked_reverse(compiled, sweeps=None):
     return reverse
 
 
-@nb.njit(cache=True, nogil=True)
+@_jitflags.jit
 def backward_stops(g):
     """The output rows a continuous backward pass stops at, last first,
     ending at row 0: those the loss reads (a row of the cotangent ``g`` that
@@ -254,7 +254,7 @@ def backward_stops(g):
     return keep
 
 
-@nb.njit(cache=True, nogil=True)
+@_jitflags.jit
 def time_gradients(g, F, gy0, gt):
     """``gt[j] = dL/dt_j`` from the cotangent ``g`` (m, n), ``F[j] = f(t_j,
     y_j)`` and ``gy0 = dL/dy0``: ``g_j . F_j`` for ``j >= 1`` and ``-(gy0 -
@@ -314,7 +314,7 @@ class BacksolveResult(NamedTuple):
     stops: int            #: the output times the backward pass stopped at
 
 
-@nb.njit(cache=True, nogil=True)
+@_jitflags.jit
 def backsolve(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, drift, fault):
     """The continuous adjoint of one forward solve, in one compiled call.
 

@@ -7,11 +7,12 @@ description of the controller, handed to the loop as a float array.
 import math
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-_jit = nb.njit(cache=True, nogil=True)
-_inline = nb.njit(cache=True, nogil=True, inline="always")
+from . import _jitflags
+
+_jit = _jitflags.jit
+_inline = _jitflags.inline
 
 # Indices into the controller parameter array.
 SAFETY, MIN_FACTOR, MAX_FACTOR, ICOEFF, PCOEFF = 0, 1, 2, 3, 4

@@ -24,7 +24,7 @@ from autograd import make_vjp
 from autograd.extend import defvjp_argnums, primitive
 from autograd.numpy.numpy_boxes import ArrayBox
 
-from . import _checks, _interrupt, _kernels
+from . import _checks, _interrupt, _jitflags, _kernels
 from ._errors import SolveError
 from ._interrupt import INTERRUPTED
 from .adjoint import backsolve, backsolve_options, time_gradients
@@ -38,7 +38,7 @@ from .tableaux import get_tableau
 _STATS = ("status", "nfev", "nsteps", "naccept", "nreject")
 
 
-@nb.njit(cache=True, nogil=True)
+@_jitflags.jit
 def _run_chunk(rhs, y0s, thetas, ts, lo, hi, tab, opts, out, istats, fstats):
     """Solve trajectories ``lo .. hi-1``; a leading axis of length 1 in
     ``y0s``, ``thetas`` or ``ts`` is shared by every trajectory."""
@@ -385,7 +385,7 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method=D.method, rtol=D.rtol, at
 # Gradients: one autograd primitive over the ensemble, whose VJP runs the
 # trajectories' backward passes in parallel.
 # ---------------------------------------------------------------------------
-@nb.njit(cache=True, nogil=True)
+@_jitflags.jit
 def _adjoint_chunk(rhs, vjp, thetas, ts, ys, G, mean_steps, back, lo, hi, gy0, gth, gt,
                    stats, drift):
     """Backward passes (:func:`nodekit.adjoint.backsolve`) of trajectories

@@ -37,9 +37,9 @@ from typing import NamedTuple
 
 import autograd.numpy as anp
 from autograd.extend import defvjp, primitive
-import numba
 import numpy as np
 
+from .. import _jitflags
 from .._checks import check_options
 from ..nn import MLP, Chain, Dense
 from ..nn.decoder import decoder_log_likelihood
@@ -151,7 +151,7 @@ def encoder_inputs(batch):
     return out
 
 
-@numba.njit(cache=True)
+@_jitflags.jit
 def _gaps_into(t, t0, mask, out):
     """``out[b, j]``: ``t[j]`` minus the time of row ``b``'s previous observation
     (``t0`` before the first) where ``mask[b, j]``, else 0."""
@@ -174,7 +174,7 @@ def _time_major(x):
     return out
 
 
-@numba.njit(cache=True)
+@_jitflags.jit
 def _copy_features(x, out):
     """``out[b, j, :D] = x[b, j]`` (``out`` may have more features than ``x``,
     and may be a strided view)."""

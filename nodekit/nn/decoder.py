@@ -31,7 +31,7 @@ from .layers import Dense, ReLU, TimeDense
 _LOG_2PI = math.log(2.0 * math.pi)
 
 #: Reassociation lets the sums over a layer vectorise; no 'nnan'/'ninf'.
-_OPTS = {"cache": True, "error_model": "numpy",
+_OPTS = {"cache": True, "_nrt": True, "error_model": "numpy",
          "fastmath": {"arcp", "contract", "nsz", "reassoc"}}
 
 

@@ -35,7 +35,7 @@ from .fastmath import _tanh
 
 #: Reassociation lets the dot products vectorise; no 'nnan'/'ninf', so
 #: non-finite values still propagate.
-_OPTS = {"cache": True, "error_model": "numpy",
+_OPTS = {"cache": True, "_nrt": True, "error_model": "numpy",
          "fastmath": {"arcp", "contract", "nsz", "reassoc"}}
 
 
@@ -185,7 +185,7 @@ def _time_major(X, mask):
     return Xt, mt
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=True, error_model="python", fastmath=False)
 def _transpose_into(X, mask, Xt, mt):
     """``Xt[j, r] = [X[r, j], 1]`` and ``mt[j, r] = mask[r, j]`` (one pass)."""
     B, T, k = X.shape

@@ -158,7 +158,7 @@ def source(tape, name):
             f"{name}_registers = {tape.n_registers}"]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, _nrt=True, error_model="numpy", fastmath=False)
 def run(code, consts, n_registers, t, y, theta, a, out1, out2):
     """Execute a tape: loads from ``t, y, theta, a``, stores into ``out1`` and
     ``out2``; returns the value of a ``RETURN`` instruction (else 0)."""
