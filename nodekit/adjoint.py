@@ -255,6 +255,30 @@ def backward_stops(g):
 
 
 @_jitflags.jit
+def adjoint_atol(rtol, atol, g, offset, n):
+    """The absolute tolerances of a backward solve: ``atol`` with, on the
+    ``n`` adjoint components from ``offset``, at least ``rtol`` times the
+    largest cotangent ``max |g|``.
+
+    The adjoint ``a`` is of the size of the cotangents it accumulates, not of
+    ``y``, and its components change sign along an oscillating solution: with
+    the forward ``atol`` (sized for ``y``) a component passing through zero
+    would be held to ``atol`` absolutely, a relative accuracy far beyond
+    ``rtol`` for the vector ``a``, and the backward steps would shrink for
+    nothing.  Measured relative to the size of ``a`` the accuracy asked for is
+    unchanged.
+    """
+    out = atol.copy()
+    scale = 0.0
+    for j in range(g.shape[0]):
+        for i in range(g.shape[1]):
+            scale = max(scale, abs(g[j, i]))
+    for i in range(offset, offset + n):
+        out[i] = max(out[i], rtol[i] * scale)
+    return out
+
+
+@_jitflags.jit
 def time_gradients(g, F, gy0, gt):
     """``gt[j] = dL/dt_j`` from the cotangent ``g`` (m, n), ``F[j] = f(t_j,
     y_j)`` and ``gy0 = dL/dy0``: ``g_j . F_j`` for ``j >= 1`` and ``-(gy0 -
@@ -376,7 +400,8 @@ def backsolve(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, drift, faul
     # output times read come on top (each can cut one step short).  The first
     # step is the forward pass's mean accepted step: no trial evaluation, and
     # a start the error control has already seen work
-    opt = _kernels.LoopOptions(back.rtol, back.atol, back.n_err, back.ctrl, first_step,
+    atol = adjoint_atol(back.rtol, back.atol, W2, n, n)
+    opt = _kernels.LoopOptions(back.rtol, atol, back.n_err, back.ctrl, first_step,
                                back.max_step, back.max_steps + keep.size, back.fixed_step,
                                False, True)
     out = np.full((keep.size, 2 * n + q), np.nan)
@@ -437,14 +462,16 @@ class _Continuous(_Strategy):
         W2 = np.ascontiguousarray(g[keep])
         opts = pb.record.adjoint_options
         system, z0, n_err = self.system(pb, keep, W2, opts["seminorm"])
+        rtol = np.full(z0.size, float(opts["rtol"]))
+        atol = adjoint_atol(rtol, np.full(z0.size, float(opts["atol"])), W2,
+                            self.adjoint_offset(pb), pb.n)
         # max_steps counts the steps the error control chooses; the stops at
         # the output times read come on top (each can cut one step short).
         # The first step is the forward pass's mean accepted step: no trial
         # evaluation, and a start the error control has already seen work
         max_steps = opts["max_steps"] + keep.size
         tab = opts["tableau"]
-        args = (pb.record.compiled, system, z0, ts_b, tab, np.full(z0.size, opts["rtol"]),
-                np.full(z0.size, opts["atol"]), opts["controller"])
+        args = (pb.record.compiled, system, z0, ts_b, tab, rtol, atol, opts["controller"])
         common = dict(max_steps=max_steps, max_step=opts["max_step"], n_err=n_err,
                       jumps=True, first_step=pb.record.mean_step)
         if opts["stiff"]:
@@ -476,6 +503,10 @@ class _Continuous(_Strategy):
 
     def no_solve(self, pb, stats):
         """Fill ``stats`` when no backward solve was needed."""
+
+    def adjoint_offset(self, pb):
+        """Where the adjoint ``a`` starts in the state of :meth:`system`."""
+        return pb.n
 
 
 class Backsolve(_Continuous):
@@ -564,6 +595,9 @@ class Interpolated(_Continuous):
                                               d.K_grid, pb.need_theta)
         z0 = np.concatenate([W2[0], np.zeros(pb.p if pb.need_theta else 0)])
         return system, z0, pb.n if seminorm else z0.size
+
+    def adjoint_offset(self, pb):
+        return 0
 
     def finish(self, pb, system, z, keep, stats):
         n = pb.n

@@ -210,6 +210,7 @@ def _bench(args):
     lv = _import("benchmarks.lotka_volterra")
     lv.run(quick=args.quick)
     lv.run_gradient(quick=args.quick)
+    _import("benchmarks.adjoint_nfe").run(quick=args.quick)
     print()
     _import("benchmarks.spiral").run(quick=args.quick)
     print()
