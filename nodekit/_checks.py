@@ -87,11 +87,25 @@ def check_t(t):
     return a
 
 
+def is_plain_tol(tol, name):
+    """``tol`` is a float that :func:`check_tol` takes as it is: finite,
+    positive, and for ``rtol`` at least 100 machine epsilons."""
+    return (isinstance(tol, float) and math.isfinite(tol) and tol > 0
+            and (name != "rtol" or tol >= 100 * 2.220446049250313e-16))
+
+
+def tol_array(tol, n):
+    """The per-component array of ``n`` copies of the plain tolerance ``tol``
+    (:func:`is_plain_tol`), as :func:`check_tol` returns it."""
+    a = np.empty(n)
+    a.fill(tol)  # (np.full costs a few microseconds more)
+    return a
+
+
 def check_tol(tol, name, n_shape, y0=None):
     """``rtol``/``atol``: positive scalars or arrays broadcastable to the state."""
-    if isinstance(tol, float) and math.isfinite(tol) and tol > 0 and (
-            name != "rtol" or tol >= 100 * 2.220446049250313e-16):
-        return np.full(math.prod(n_shape), tol)
+    if is_plain_tol(tol, name):
+        return tol_array(tol, math.prod(n_shape))
     a = as_float_array(tol, name)
     if name == "atol" and np.all(np.isfinite(a)) and np.all(a >= 0):
         # atol = 0 is a pure relative test, as in SciPy (rtol is always positive);

@@ -185,11 +185,14 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
 
     Returns ``(ys, info, dense)`` where ``ys`` has shape ``(m, n)``.
     """
-    method, rtol, atol, controller = opts.method, opts.rtol, opts.atol, opts.controller
-    first_step, max_step, max_steps = opts.first_step, opts.max_step, opts.max_steps
-    step_size, dense, events = opts.step_size, opts.dense, opts.events
-    stiff = _implicit.is_stiff(method) and system is None and not jumps
-    tableau = None if stiff else get_tableau(method)
+    events = opts.events
+    key = None if events else _options_key(opts, system is None and not jumps)
+    known = _VALID_OPTIONS.get(key) if key is not None else None
+    if known is None:
+        stiff = _implicit.is_stiff(opts.method) and system is None and not jumps
+        tableau = None if stiff else get_tableau(opts.method)
+    else:
+        stiff, tableau, controller = known
     compiled = isinstance(fun, ODE)
     if not compiled and not callable(fun):
         raise TypeError("`fun` must be a callable fun(t, y, theta) or an nk.ODE; got "
@@ -199,8 +202,56 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
     y0 = _checks.check_y0(y0)
     ts = _checks.check_t(t)
     theta = None if theta is None and not compiled else _checks.check_theta(theta, flat=compiled)
-    rtol_a = _checks.check_tol(rtol, "rtol", y0.shape)
-    atol_a = _checks.check_tol(atol, "atol", y0.shape, y0)
+    shape = y0.shape
+    if known is None:
+        rtol_a, atol_a, controller = _check_options(opts, y0, ts, stiff, tableau)
+        if key is not None:
+            _remember(_VALID_OPTIONS, key, (stiff, tableau, controller))
+    else:
+        # the same option values passed every check above before; only the
+        # checks that depend on this call's `t` and the state's size remain
+        _check_resolved_steps(opts, ts)
+        rtol_a = _checks.tol_array(opts.rtol, y0.size)
+        atol_a = _checks.tol_array(opts.atol, y0.size)
+    y0f = np.ascontiguousarray(y0.ravel())
+    if compiled and system is None:
+        fun.check_sizes(y0, theta)
+        fun.check_first_call(float(ts[0]), y0f, theta, shape)
+    if events and stiff:
+        raise ValueError(f"events are located inside the loop only for explicit methods; "
+                         f"got method={opts.method!r}.")
+    if system is None and events:
+        system = _kernels.event_system(fun.rhs_cfunc, theta,
+                                       tuple(ev.kernel for ev in events),
+                                       [ev.direction for ev in events],
+                                       [ev.stop_after for ev in events], y0f.size,
+                                       tableau.A.shape[0])
+    if system is None:
+        system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
+                                    theta)
+    first_step, max_step, max_steps = opts.first_step, opts.max_step, opts.max_steps
+    if stiff:
+        return _implicit.run(fun, compiled, system, y0f, ts, theta, opts.method, rtol_a,
+                             atol_a, controller, first_step=first_step, max_step=max_step,
+                             max_steps=max_steps, dense=opts.dense, shape=shape)
+    return run(compiled, system, y0f, ts, tableau, rtol_a, atol_a, controller,
+               first_step=first_step, max_step=max_step, max_steps=max_steps,
+               step_size=opts.step_size, dense=opts.dense, jumps=jumps,
+               n_err=y0f.size if n_err is None else n_err, shape=shape)
+
+
+def _check_options(opts, y0, ts, stiff, tableau):
+    """Check the forward options of ``opts`` (the method is already looked up:
+    ``stiff``, ``tableau``) for the validated ``y0`` and times ``ts``.
+
+    Returns ``(rtol, atol, controller)``: the per-component tolerances and the
+    controller (``None`` resolved to the default).
+    """
+    method, controller = opts.method, opts.controller
+    first_step, max_step, max_steps = opts.first_step, opts.max_step, opts.max_steps
+    step_size = opts.step_size
+    rtol_a = _checks.check_tol(opts.rtol, "rtol", y0.shape)
+    atol_a = _checks.check_tol(opts.atol, "atol", y0.shape, y0)
     _checks.check_positive(max_step, "max_step")
     _checks.check_resolved_step(max_step, "max_step", ts)
     _checks.check_positive(max_steps, "max_steps", integer=True)
@@ -220,32 +271,54 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
         controller = DEFAULT_CONTROLLER
     elif not isinstance(controller, PIController):
         raise TypeError(f"`controller` must be an nk.PIController; got {controller!r}.")
+    return rtol_a, atol_a, controller
 
-    shape = y0.shape
-    y0f = np.ascontiguousarray(y0.ravel())
-    if compiled and system is None:
-        fun.check_sizes(y0, theta)
-        fun.check_first_call(float(ts[0]), y0f, theta, shape)
-    if events and stiff:
-        raise ValueError(f"events are located inside the loop only for explicit methods; "
-                         f"got method={method!r}.")
-    if system is None and events:
-        system = _kernels.event_system(fun.rhs_cfunc, theta,
-                                       tuple(ev.kernel for ev in events),
-                                       [ev.direction for ev in events],
-                                       [ev.stop_after for ev in events], y0f.size,
-                                       tableau.A.shape[0])
-    if system is None:
-        system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
-                                    theta)
-    if stiff:
-        return _implicit.run(fun, compiled, system, y0f, ts, theta, method, rtol_a, atol_a,
-                             controller, first_step=first_step, max_step=max_step,
-                             max_steps=max_steps, dense=dense, shape=shape)
-    return run(compiled, system, y0f, ts, tableau, rtol_a, atol_a, controller,
-               first_step=first_step, max_step=max_step, max_steps=max_steps,
-               step_size=step_size, dense=dense, jumps=jumps,
-               n_err=y0f.size if n_err is None else n_err, shape=shape)
+
+def _check_resolved_steps(opts, ts):
+    """The checks of :func:`_check_options` that depend on the times ``ts``."""
+    _checks.check_resolved_step(opts.max_step, "max_step", ts)
+    if opts.step_size is not None:
+        _checks.check_resolved_step(opts.step_size, "step_size", ts)
+
+
+#: The exact types of the option values whose checks are remembered, by
+#: field of :class:`~nodekit.options.Options` (``bool`` is not ``int``:
+#: ``True == 1``, but ``max_steps=True`` is an error); the tolerances are
+#: also plain (:func:`nodekit._checks.is_plain_tol`).
+_KEY_TYPES = (("method", (str,)), ("rtol", (float,)), ("atol", (float,)),
+              ("first_step", (type(None), float, int)), ("max_step", (float, int)),
+              ("max_steps", (int,)), ("step_size", (type(None), float, int)),
+              ("controller", (type(None), PIController)))
+#: Option keys that passed every check of :func:`_check_options`:
+#: ``(stiff, tableau, controller)``.
+_VALID_OPTIONS = {}
+_MEMO_SIZE = 256
+
+
+def _options_key(opts, plain):
+    """The key under which the checks of ``opts`` are remembered, or ``None``
+    when a value is of a type not remembered (an array tolerance, a tableau,
+    ...): ``plain`` is a forward solve of the ODE itself (no given system, no
+    jumps), where a stiff method runs the stiff loop.
+
+    Equal keys pass or fail the same checks: every value has one of the
+    exact types of :data:`_KEY_TYPES`, where ``==`` means the same option
+    (NaN, which equals nothing, never hits).
+    """
+    for name, types in _KEY_TYPES:
+        if type(getattr(opts, name)) not in types:
+            return None
+    if not (_checks.is_plain_tol(opts.rtol, "rtol") and _checks.is_plain_tol(opts.atol, "atol")):
+        return None  # (atol=0 is replaced by the smallest float, and needs y0 checked)
+    return (opts.method, opts.rtol, opts.atol, opts.first_step, opts.max_step,
+            opts.max_steps, opts.step_size, opts.controller, plain)
+
+
+def _remember(memo, key, value):
+    """``memo[key] = value``, emptying ``memo`` first when it is full."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
 
 
 def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
@@ -256,7 +329,8 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
     ``(m, n)``."""
     n = y0.size
     shape = (n,) if shape is None else shape
-    out = np.full((ts.size, n), np.nan)
+    out = np.empty((ts.size, n))
+    out.fill(np.nan)  # (np.full costs a few microseconds more)
     fault = np.zeros(n + 2)
     opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=first_step,
                        max_step=max_step, max_steps=max_steps, step_size=step_size,
@@ -424,6 +498,7 @@ def loop_options(rtol, atol, controller, *, n_err=None, first_step=D.first_step,
 #: ``(name, ndim)`` of the array arguments of the loop after the system.
 _LOOP_ARRAYS = ((1, "y0", 1), (2, "ts", 1), (5, "out", 2), (6, "fault", 1))
 _ENTRY = {}
+_F64 = np.dtype(np.float64)
 
 
 def system_layout(system):
@@ -431,6 +506,12 @@ def system_layout(system):
     ``(dtype, ndim, C-contiguous)`` of each array field."""
     return tuple((a.dtype, a.ndim, a.flags.c_contiguous) for a in system
                  if type(a) is np.ndarray)
+
+
+def _is_array(a, ndim):
+    """``a`` is a C-contiguous float64 array of ``ndim`` dimensions."""
+    return (type(a) is np.ndarray and a.ndim == ndim
+            and (a.dtype is _F64 or a.dtype == np.float64) and a.flags.c_contiguous)
 
 
 def check_loop_args(args, layout=None):
@@ -456,14 +537,23 @@ def check_loop_args(args, layout=None):
                         f"are {system_layout(system)}; the compiled loop was built for "
                         f"{layout} (dtype, ndim, C-contiguous).")
     for i, name, ndim in _LOOP_ARRAYS:
-        a = args[i]
-        if not (type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == ndim
-                and a.flags.c_contiguous):
+        if not _is_array(args[i], ndim):
             raise TypeError(f"loop argument `{name}` must be a C-contiguous {ndim}-D "
-                            f"float64 array; got {_checks._describe(a)}.")
+                            f"float64 array; got {_checks._describe(args[i])}.")
     if type(args[3]) is not _kernels.LoopTableau or type(args[4]) is not _kernels.LoopOptions:
         raise TypeError("loop arguments `tab` and `opt` must be built by loop_tableau() "
                         "and loop_options().")
+
+
+def _tuple_fields(cls):
+    """Indices of the tuple fields of the system type ``cls`` (the event
+    kernels of an :class:`~nodekit._kernels.EventSystem`)."""
+    return tuple(i for i, kind in enumerate(cls.__annotations__.values()) if kind is tuple)
+
+
+#: Per system type, the indices of its tuple fields, whose lengths are part
+#: of the compiled loop's type.
+_TUPLE_FIELDS = {cls: _tuple_fields(cls) for cls in _kernels.SYSTEMS}
 
 
 def run_loop(compiled, args):
@@ -476,7 +566,9 @@ def run_loop(compiled, args):
         return _kernels.integrate_py(*args)
     # one compiled loop per type of system (and length of its tuples: the
     # number of events of an EventSystem)
-    kind = (type(args[0]),) + tuple(len(a) for a in args[0] if type(a) is tuple)
+    system = args[0]
+    tuples = _TUPLE_FIELDS.get(type(system))
+    kind = (type(system), *[len(system[i]) for i in tuples]) if tuples else type(system)
     hit = _ENTRY.get(kind)
     check_loop_args(args, None if hit is None else hit[1])
     if hit is None:
