@@ -192,7 +192,7 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
         stiff = _implicit.is_stiff(opts.method) and system is None and not jumps
         tableau = None if stiff else get_tableau(opts.method)
     else:
-        stiff, tableau, controller = known
+        stiff, tableau = known
     compiled = isinstance(fun, ODE)
     if not compiled and not callable(fun):
         raise TypeError("`fun` must be a callable fun(t, y, theta) or an nk.ODE; got "
@@ -206,11 +206,14 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
     if known is None:
         rtol_a, atol_a, controller = _check_options(opts, y0, ts, stiff, tableau)
         if key is not None:
-            _remember(_VALID_OPTIONS, key, (stiff, tableau, controller))
+            _remember(_VALID_OPTIONS, key, (stiff, tableau))
     else:
-        # the same option values passed every check above before; only the
+        # equal option values passed every check above before; only the
         # checks that depend on this call's `t` and the state's size remain
+        # (this call's own values are used: an equal controller is not the
+        # same object)
         _check_resolved_steps(opts, ts)
+        controller = DEFAULT_CONTROLLER if opts.controller is None else opts.controller
         rtol_a = _checks.tol_array(opts.rtol, y0.size)
         atol_a = _checks.tol_array(opts.atol, y0.size)
     y0f = np.ascontiguousarray(y0.ravel())
@@ -290,7 +293,7 @@ _KEY_TYPES = (("method", (str,)), ("rtol", (float,)), ("atol", (float,)),
               ("max_steps", (int,)), ("step_size", (type(None), float, int)),
               ("controller", (type(None), PIController)))
 #: Option keys that passed every check of :func:`_check_options`:
-#: ``(stiff, tableau, controller)``.
+#: ``(stiff, tableau)``.
 _VALID_OPTIONS = {}
 _MEMO_SIZE = 256
 
