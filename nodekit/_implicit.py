@@ -526,9 +526,10 @@ _NO_JAC = []
 
 def _no_jac():
     """A placeholder guarded Jacobian of the right signature (never called)."""
+    from ._kernel_type import as_kernel
     from .ode import JAC_GUARDED_SIG
     if not _NO_JAC:
-        _NO_JAC.append(nb.cfunc(JAC_GUARDED_SIG, cache=True)(_no_jac_kernel))
+        _NO_JAC.append(as_kernel(nb.cfunc(JAC_GUARDED_SIG, cache=True)(_no_jac_kernel)))
     return _NO_JAC[0]
 
 

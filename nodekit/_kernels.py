@@ -952,6 +952,32 @@ def integrate(system, y0, ts, tab, opt, out, fault):
                       t_grid, h_grid, y_grid, K_grid, count, r[8], np.array(hits))
 
 
+#: The fields of :class:`LoopResult` that :func:`integrate_entry` returns as
+#: its ``stats``, in order,
+STATS_FIELDS = ("status", "t_reached", "h_last", "nfev", "nsteps", "naccept", "nreject",
+                "n_out", "n_dense", "t_stiff")
+#: and as its ``record``.
+RECORD_FIELDS = ("t_grid", "h_grid", "y_grid", "K_grid", "event_hits")
+
+
+@_jit
+def integrate_entry(system, y0, ts, tab, opt, out, fault):
+    """:func:`integrate` for a caller in Python, with a result that is cheap
+    to box: ``(stats, record)``, where ``stats`` holds the scalar fields of
+    :class:`LoopResult` in order (``status`` to ``n_out``, ``n_dense``,
+    ``t_stiff``: :data:`STATS_FIELDS`) and ``record`` its five arrays
+    (:data:`RECORD_FIELDS`), or ``None`` when the run recorded nothing (no
+    ``opt.dense``, no event hit).  Boxing the record type and its five
+    arrays costs about 6 us per call, more than a short solve's steps;
+    ``nodekit.integrate.run_loop`` rebuilds the :class:`LoopResult`."""
+    r = integrate(system, y0, ts, tab, opt, out, fault)
+    stats = (r.status, r.t_reached, r.h_last, r.nfev, r.nsteps, r.naccept, r.nreject,
+             r.n_out, r.n_dense, r.t_stiff)
+    if opt.dense or r.event_hits.size > 0:
+        return stats, (r.t_grid, r.h_grid, r.y_grid, r.K_grid, r.event_hits)
+    return stats, None
+
+
 @_inline
 def start(system, t0, direction, span, y, K, fk, tmp, ynew, tab, opt, fault):
     """Evaluate ``f(t0, y)`` into the first stage slot and choose the first

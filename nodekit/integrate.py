@@ -338,12 +338,14 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
     opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=first_step,
                        max_step=max_step, max_steps=max_steps, step_size=step_size,
                        dense=dense, jumps=jumps)
-    res = run_loop(compiled, (system, y0, ts, loop_tableau(tableau), opt, out, fault))
-    status = res.status
-    info = dict(status=int(status), t_reached=float(res.t_reached), h_last=float(res.h_last),
-                nfev=int(res.nfev), nsteps=int(res.nsteps), naccept=int(res.naccept),
-                nreject=int(res.nreject), n_out=int(res.n_out), max_steps=int(max_steps),
-                method=tableau.name, shape=shape, t=ts, event_hits=res.event_hits)
+    stats, record = run_loop(compiled, (system, y0, ts, loop_tableau(tableau), opt, out,
+                                        fault))
+    status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out, _, t_stiff = stats
+    info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
+                nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
+                nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
+                method=tableau.name, shape=shape, t=ts,
+                event_hits=_NO_HITS if record is None else record[4])
     if status == _kernels.FAILED_KERNEL:
         info["fault_state"] = fault[2:].copy()
         info["message"] = kernel_fault_message(system, fault, info["nsteps"], info["nfev"])
@@ -355,16 +357,17 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
             info["message"] += FIXED_STEP_ADVICE
     else:
         info["message"] = STATUS_MESSAGES[0]
-    if res.t_stiff == res.t_stiff:  # the stiffness test fired
-        info["t_stiff"] = float(res.t_stiff)
-        note = STIFFNESS_NOTE.format(t=res.t_stiff, method=tableau.name)
+    if t_stiff == t_stiff:  # the stiffness test fired
+        info["t_stiff"] = float(t_stiff)
+        note = STIFFNESS_NOTE.format(t=t_stiff, method=tableau.name)
         info["message"] += " " + note
         # run <- integrate <- solve <- its explain_unknown wrapper <- the caller
         warnings.warn(note, StiffnessWarning, stacklevel=5)
     dense_data = None
-    if dense:
-        dense_data = DenseSolution(tableau, res.t_grid, res.h_grid, res.y_grid, res.K_grid,
-                                   float(ts[0]), float(res.t_reached), shape)
+    if dense:  # (the loop returns its record when dense)
+        t_grid, h_grid, y_grid, K_grid, _ = record
+        dense_data = DenseSolution(tableau, t_grid, h_grid, y_grid, K_grid, float(ts[0]),
+                                   float(t_reached), shape)
     return out, info, dense_data
 
 
@@ -564,9 +567,13 @@ def run_loop(compiled, args):
     fault)``: compiled (through the compiled overload's entry point, which
     skips Numba's per-call type inference of the arguments: about 80 us for
     the tuple of first-class functions; :func:`check_loop_args` checks what
-    the entry point would not) or interpreted."""
+    the entry point would not) or interpreted.
+
+    Returns ``(stats, record)`` as :func:`nodekit._kernels.integrate_entry`
+    does: the scalar fields of a :class:`nodekit._kernels.LoopResult`, and
+    its arrays or ``None`` when the run recorded nothing."""
     if not compiled:
-        return _kernels.integrate_py(*args)
+        return _split_result(_kernels.integrate_py(*args))
     # one compiled loop per type of system (and length of its tuples: the
     # number of events of an EventSystem)
     system = args[0]
@@ -577,14 +584,26 @@ def run_loop(compiled, args):
     if hit is None:
         import numba
         sig = tuple(numba.typeof(a) for a in args)
-        _kernels.integrate.compile(sig)
-        hit = _ENTRY[kind] = (_kernels.integrate.overloads[sig].entry_point,
+        _kernels.integrate_entry.compile(sig)
+        hit = _ENTRY[kind] = (_kernels.integrate_entry.overloads[sig].entry_point,
                               system_layout(args[0]))
     _interrupt.arm()  # not `with armed()`: a generator context costs more than the call
     try:
         return hit[0](*args)
     finally:
         _interrupt.disarm()
+
+
+def _split_result(res):
+    """``(stats, record)`` of a :class:`nodekit._kernels.LoopResult`, as
+    :func:`nodekit._kernels.integrate_entry` returns them."""
+    return (tuple(getattr(res, name) for name in _kernels.STATS_FIELDS),
+            tuple(getattr(res, name) for name in _kernels.RECORD_FIELDS))
+
+
+#: The event hits of a run that recorded nothing.
+_NO_HITS = np.empty(0)
+_NO_HITS.flags.writeable = False
 
 
 class DenseSolution:

@@ -18,6 +18,8 @@ from numba.core.errors import TypingError
 from numba.core.registry import CPUDispatcher
 from numba.extending import intrinsic, overload
 
+from ._kernel_type import as_kernel
+
 _V = nbt.float64[::1]
 #: Signature of a user's ``rhs(t, y, theta, out)`` kernel given as a prebuilt cfunc.
 RHS_SIG = nbt.void(nbt.float64, _V, _V, _V)
@@ -274,7 +276,7 @@ def _guard(template, sig, inner, py_func, key, role):
         # globals that cannot be pickled for the cache index: no disk cache
         cf = nb.cfunc(sig, cache=False)(wrapper)
     cf.nodekit_source = (role, py_func.__name__, inner)
-    return _fast_address(cf)
+    return as_kernel(cf)
 
 
 def _event_adapter(g):
@@ -334,15 +336,6 @@ def _cache_lock(wrapper, cached):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _fast_address(cf):
-    """``cf`` with Numba's wrapper-address protocol answered from the cached
-    address: passing it to the compiled loop then skips a signature
-    comparison per call (the signature is checked when the loop compiles)."""
-    address = cf.address
-    cf.__wrapper_address__ = lambda *sig: address
-    return cf
 
 
 class ODE:
@@ -615,7 +608,7 @@ _NO_VJP = []
 def _no_vjp():
     """A placeholder VJP of the right signature for forward-only solves."""
     if not _NO_VJP:
-        _NO_VJP.append(_fast_address(nb.cfunc(VJP_GUARDED_SIG, cache=True)(_no_vjp_kernel)))
+        _NO_VJP.append(as_kernel(nb.cfunc(VJP_GUARDED_SIG, cache=True)(_no_vjp_kernel)))
     return _NO_VJP[0]
 
 

@@ -45,21 +45,40 @@ def test_argument_types_match_the_compiled_signature(options):
                            "stiff_bound")
     nk.solve(LV, [1.0, 1.0], T, TH)  # compiles (or loads) the loop for ODE systems
     sig = tuple(numba.typeof(a) for a in args)
-    assert sig in _kernels.integrate.overloads, (
+    assert sig in _kernels.integrate_entry.overloads, (
         f"the loop has no compiled signature {sig}; it has "
-        f"{list(_kernels.integrate.overloads)}")
+        f"{list(_kernels.integrate_entry.overloads)}")
 
 
-def test_results_are_named_and_equal_the_solution():
-    args = _args()
-    res = I.run_loop(True, args)
-    assert isinstance(res, _kernels.LoopResult)
-    sol = nk.solve(LV, [1.0, 1.0], T, TH)
-    assert res.status == sol.status == 0
-    assert (res.nfev, res.nsteps, res.naccept, res.nreject) == (
+def test_the_entry_returns_every_field_of_the_loop_result_once():
+    fields = _kernels.STATS_FIELDS + _kernels.RECORD_FIELDS
+    assert sorted(fields) == sorted(_kernels.LoopResult._fields)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_results_are_named_and_equal_the_solution(dense):
+    args = _args(dense=dense)
+    stats, record = I.run_loop(True, args)
+    res = dict(zip(_kernels.STATS_FIELDS, stats))
+    sol = nk.solve(LV, [1.0, 1.0], T, TH, dense=dense)
+    assert res["status"] == sol.status == 0
+    assert (res["nfev"], res["nsteps"], res["naccept"], res["nreject"]) == (
         sol.nfev, sol.nsteps, sol.naccept, sol.nreject)
-    assert res.n_out == T.size
+    assert res["n_out"] == T.size
     np.testing.assert_array_equal(args[5], sol.y)
+    if not dense:
+        assert record is None and res["n_dense"] == 0  # nothing recorded, nothing boxed
+        return
+    rec = dict(zip(_kernels.RECORD_FIELDS, record))
+    assert res["n_dense"] == sol.naccept == rec["t_grid"].size
+    assert rec["K_grid"].shape == (sol.naccept, 7, 2) and rec["event_hits"].size == 0
+    for name in ("t_grid", "h_grid", "y_grid", "K_grid"):
+        np.testing.assert_array_equal(rec[name], getattr(sol.dense, name))
+    # the interpreted loop returns the same fields
+    py_stats, py_record = I.run_loop(False, _args(dense=dense))
+    assert py_stats[:9] == stats[:9]
+    for a, b in zip(py_record, record):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("index, bad, what", [
@@ -150,17 +169,53 @@ def test_each_system_type_has_its_compiled_loop(kind):
         args = (system, np.linspace(0.5, 1.5, size), ts,
                 I.loop_tableau(get_tableau("dopri5")), opt,
                 np.full((ts.size, size), np.nan), np.zeros(size + 2))
-        res = I.run_loop(compiled, args)
-        assert res.status == 0
-        runs.append((args[5], res, args[0]))
+        stats, _ = I.run_loop(compiled, args)
+        assert stats[0] == 0
+        runs.append((args[5], stats, args[0]))
     sig = tuple(numba.typeof(a) for a in args)
-    assert sig in _kernels.integrate.overloads
+    assert sig in _kernels.integrate_entry.overloads
     assert numba.typeof(system).instance_class is type(system)
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1][:8] == runs[1][1][:8]
     if kind == 1:  # the jumps recorded the drift from W1 at both later stops
         np.testing.assert_array_equal(runs[0][2].drift, runs[1][2].drift)
         assert np.all(runs[0][2].drift[1:] > 0)
+
+
+@numba.njit(cache=True)
+def _call_kernel(kernel, t, y, theta, out):
+    return kernel(t, y, theta, out)
+
+
+@numba.njit(cache=True)
+def _same_kernel(kernel):
+    return kernel
+
+
+def test_kernels_reach_compiled_code_by_their_own_address():
+    """Every kernel the package builds is a ``Kernel``, typed ``KernelType``:
+    compiled code unboxes it from the address it carries, calls that
+    address, and boxes it back as the same object."""
+    from nodekit._implicit import _no_jac
+    from nodekit._kernel_type import Kernel, KernelType
+    from nodekit.ode import _no_vjp, event_cfunc
+
+    g = numba.njit(lambda t, y, th: y[0] - 1.0)
+    for k in (LV.rhs_cfunc, LV.vjp_cfunc, _no_vjp(), _no_jac(), event_cfunc(g)):
+        assert type(k) is Kernel and numba.typeof(k) == KernelType(k._sig)
+        assert k.nodekit_address == k.address
+        assert _same_kernel(k) is k
+    y, out = np.array([1.3, 0.6]), np.full(2, np.nan)
+    assert _call_kernel(LV.rhs_cfunc, 0.0, y, TH, out) == 0
+    np.testing.assert_allclose(out, _lv_closed_form(y, np.zeros(2))[0], rtol=1e-15)
+
+
+def test_an_object_without_the_address_is_refused_by_the_entry():
+    nk.solve(LV, [1.0, 1.0], T, TH)  # the ODE system's loop exists
+    raw = numba.cfunc(LV.rhs_cfunc._sig)(lambda t, y, th, out: 0)  # a plain cfunc
+    args = (_kernels.OdeSystem(raw, TH),) + _args()[1:]
+    with pytest.raises(AttributeError, match="nodekit_address"):
+        I.run_loop(True, args)
 
 
 def test_systems_name_their_fields():
