@@ -21,7 +21,7 @@ from . import fastmath
 from .layers import Dense, Elementwise
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 8
+GENERATOR_VERSION = 9
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -34,6 +34,10 @@ FASTMATH = {"arcp", "contract", "nsz", "reassoc"}
 #: ``_tanh`` and ``_expm1`` from arithmetic only (:mod:`nodekit.nn.fastmath`,
 #: whose text is pasted into every generated module).
 MATH_SOURCE = Path(fastmath.__file__).read_text()
+
+#: Flags of every generated kernel besides ``fastmath`` (source text): each flag
+#: a caller could otherwise hand down is explicit (see :mod:`nodekit._jitflags`).
+_FLAGS = "cache=True, _nrt=True, error_model='numpy'"
 
 
 class _Slot:
@@ -84,12 +88,12 @@ PARALLEL_MIN_PARAMS = 1000
 
 #: Entry kernels of a serial network.
 SERIAL_SOURCE = '''
-@numba.njit(cache=True)
+@numba.njit(**_ENTRY)
 def nn_rhs(t, y, theta, out):
     {rhs}(t, y, theta, out, 0, y.size // {d})
 
 
-@numba.njit(cache=True)
+@numba.njit(**_ENTRY)
 def nn_vjp(t, y, theta, a, out_y, out_theta):
     for k in range({p}):
         out_theta[k] = 0.0
@@ -148,7 +152,7 @@ def _vjp_par(t, y, theta, a, out_y, partial, dts):
                            (c + 1) * n // n_chunks)
 
 
-@numba.njit(cache=True)
+@numba.njit(**_ENTRY)
 def nn_rhs(t, y, theta, out):
     n = y.size // {d}
     if n < {chunk} * 2:
@@ -157,7 +161,7 @@ def nn_rhs(t, y, theta, out):
         _rhs_par(t, y, theta, out, n // {chunk})
 
 
-@numba.njit(cache=True)
+@numba.njit(**_ENTRY)
 def nn_vjp(t, y, theta, a, out_y, out_theta):
     n = y.size // {d}
     for k in range({p}):
@@ -183,7 +187,7 @@ def nn_vjp(t, y, theta, a, out_y, out_theta):
 #: ``d`` VJPs whatever the number of rows (a difference Jacobian would take
 #: ``n`` evaluations and carry a ``sqrt(eps)`` error).
 JAC_SOURCE = '''
-@numba.njit(cache=True)
+@numba.njit(**_ENTRY)
 def nn_jac(t, y, theta, out):
     n = y.size
     rows = n // {d}
@@ -347,10 +351,12 @@ def generate(model):
         *(["from numba.np.ufunc.parallel import _launch_threads"] if is_parallel(model)
           else []),
         "",
-        "# Row loops are compiled with these options (nk.ODE recompiles the two",
-        "# entry kernels from source with Numba's defaults; they only forward here).",
+        "# Row loops are compiled with these options (nk.ODE recompiles the entry",
+        "# kernels from source with its own; they only forward here).  Every flag a",
+        "# caller could hand down is set, so the code never depends on who called first.",
         "# No 'nnan'/'ninf': NaN and inf still propagate to the solver's checks.",
-        f"_OPTS = dict(cache=True, error_model='numpy', fastmath=set({sorted(FASTMATH)!r}))",
+        f"_OPTS = dict({_FLAGS}, fastmath=set({sorted(FASTMATH)!r}))",
+        f"_ENTRY = dict({_FLAGS}, fastmath=False)",
         "",
         MATH_SOURCE,
         "",

@@ -51,7 +51,7 @@ from .layers import ELU, Dense, Power, ReLU, Sigmoid, Sin, Softplus, Tanh
 TRACES = ("exact", "hutchinson")
 
 #: Bump whenever the generated source changes.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 def check_trace(trace):
     """``trace`` if it is one of :data:`TRACES`, else a ValueError."""
@@ -117,7 +117,8 @@ def _header(title, fastmath):
         "import numba",
         "import numpy as np",
         "",
-        f"_OPTS = dict(cache=True, error_model='numpy', fastmath=set({sorted(fastmath)!r}))",
+        f"_OPTS = dict({codegen._FLAGS}, fastmath=set({sorted(fastmath)!r}))",
+        f"_ENTRY = dict({codegen._FLAGS}, fastmath=False)",
         "",
         codegen.MATH_SOURCE,
         "",
@@ -127,12 +128,12 @@ def _header(title, fastmath):
 def _entry_points():
     return [
         "",
-        "@numba.njit(cache=True)",
+        "@numba.njit(**_ENTRY)",
         "def cnf_rhs(t, y, theta, out):",
         "    _rhs_rows(t, y, theta, out)",
         "",
         "",
-        "@numba.njit(cache=True)",
+        "@numba.njit(**_ENTRY)",
         "def cnf_vjp(t, y, theta, a, out_y, out_theta):",
         "    return _vjp_rows(t, y, theta, a, out_y, out_theta)",
         "",
