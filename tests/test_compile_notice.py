@@ -31,46 +31,46 @@ def _fresh_module(tmp_path, prefix):
     return mod
 
 
+def _listen(calls, delay=0.0):
+    """Run ``calls()`` under a notice counting the ``nk_probe_`` modules."""
+    out = io.StringIO()
+    notice = CompileNotice(stream=out, delay=delay, prefixes=("nk_probe_",))
+    with event.install_listener("numba:compile", notice):
+        calls()
+    return out.getvalue(), notice
+
+
 def test_message_when_a_compile_starts(tmp_path):
     mod = _fresh_module(tmp_path, "nk_probe_")
-    out = io.StringIO()
-    notice = CompileNotice(stream=out, delay=0.0, prefixes=("nk_probe_",))
-    with event.install_listener("numba:compile", notice):
+
+    def calls():
         assert mod.f(1.0) == 3.0
         assert mod.f(2.0) == 5.0  # compiled already: no second line
         mod.f(3)                  # a second signature compiles: still one line
-    assert out.getvalue() == MESSAGE + "\n"
-    assert notice.shown
+
+    text, notice = _listen(calls)
+    assert text == MESSAGE + "\n" and notice.shown
 
 
 def test_silent_without_a_compile(tmp_path):
     mod = _fresh_module(tmp_path, "nk_probe_")
     mod.f(1.0)  # compiled before the listener exists
-    out = io.StringIO()
-    notice = CompileNotice(stream=out, delay=0.0, prefixes=("nk_probe_",))
-    with event.install_listener("numba:compile", notice):
-        assert mod.f(4.0) == 9.0
-    assert out.getvalue() == "" and not notice.shown
+    text, notice = _listen(lambda: mod.f(4.0))
+    assert text == "" and not notice.shown
 
 
 def test_silent_for_functions_outside_nodekit(tmp_path):
     mod = _fresh_module(tmp_path, "user_code_")
-    out = io.StringIO()
-    notice = CompileNotice(stream=out, delay=0.0, prefixes=("nk_probe_",))
-    with event.install_listener("numba:compile", notice):
-        mod.f(1.0)
-    assert out.getvalue() == "" and not notice.shown
+    text, notice = _listen(lambda: mod.f(1.0))
+    assert text == "" and not notice.shown
 
 
 def test_short_compile_below_the_delay_is_silent(tmp_path):
     mod = _fresh_module(tmp_path, "nk_probe_")
-    out = io.StringIO()
-    notice = CompileNotice(stream=out, delay=1e9, prefixes=("nk_probe_",))
-    with event.install_listener("numba:compile", notice):
-        mod.f(1.0)
+    text, notice = _listen(lambda: mod.f(1.0), delay=1e9)
     # the compile ended long before the delay: its timer is cancelled, nothing printed
     assert notice._timer is None and notice._depth == 0
-    assert out.getvalue() == "" and not notice.shown
+    assert text == "" and not notice.shown
 
 
 def test_installed_on_import_and_switched_off_by_the_environment(monkeypatch):
