@@ -904,7 +904,7 @@ class LoopResult(NamedTuple):
     event_hits: np.ndarray  #: (an EventSystem) rows ``[k, t, y...]``: event ``k`` at ``t``
 
 
-@_jit
+@_inline  # inlined: each compiled caller links the loop once (see the note below)
 def integrate(system, y0, ts, tab, opt, out, fault):
     """Integrate ``system`` from ``ts[0]`` through every time in ``ts``.
 
@@ -935,6 +935,16 @@ def integrate(system, y0, ts, tab, opt, out, fault):
     Returns
     -------
     LoopResult
+
+    Notes
+    -----
+    This wrapper is inlined into its callers (:func:`integrate_entry`, the
+    compiled backward solve, the ensemble's chunks) rather than compiled on
+    its own: LLVM optimises every compiled function's module again with the
+    machine code of everything it calls linked in, so a separately compiled
+    wrapper would optimise the whole loop body once more per system type
+    (3 to 5 s of a first run from empty caches, for nothing).  Called from
+    Python it still compiles as an ordinary function.
     """
     n = y0.size
     S = tab.A.shape[0]
