@@ -35,7 +35,7 @@ from . import _interrupt, _jitflags, _kernels
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, apply_jump, checked_evaluate,
-                       combine, copy_into, dense_weights, float_list, note_fault, propose,
+                       combine, copy_into, dense_weights, new_record, note_fault, propose,
                        record_step, set_row, stack_record, stage_input, start)
 from .controllers import accept_factor, error_norm, reject_factor
 
@@ -409,7 +409,7 @@ def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
     direction = 1.0 if t_end >= t0 else -1.0
     span = abs(t_end - t0)
 
-    rec = (float_list(), float_list(), float_list(), float_list())
+    rec = new_record(n, S)
 
     set_row(out, 0, y0)
     n_out = 1
