@@ -23,6 +23,7 @@ Jacobian is a forward difference of the right-hand side, computed in the
 loop, with the increment ``sqrt(eps) * max(|y_j|, 1e-5)`` (the choice of
 Hairer's codes and SciPy's ``num_jac`` floor); ``df/dt`` likewise.
 """
+import functools
 import math
 import warnings
 
@@ -564,14 +565,20 @@ def _autograd_jacobian(fun, shape, t0, y0, theta):
 
 def is_stiff(method):
     """True when ``method`` names (or is) a stiff tableau (Rosenbrock or ESDIRK)."""
-    if type(method) is str and method in _EXPLICIT_NAMES:
-        return False  # the common case, before any import statement (each costs a few us)
-    from .tableaux import STIFF_METHODS
+    if type(method) is str:
+        if method in _EXPLICIT_NAMES:
+            return False  # the common case, before any import statement (each costs a few us)
+        from .tableaux import STIFF_METHODS
+        return method.strip().lower() in STIFF_METHODS
+    return isinstance(method, _stiff_classes())
+
+
+@functools.cache
+def _stiff_classes():
+    """The stiff tableau classes (imported once, on first use)."""
     from .tableaux.esdirk import ESDIRKTableau
     from .tableaux.rosenbrock import RosenbrockTableau
-    if type(method) is str:
-        return method.strip().lower() in STIFF_METHODS
-    return isinstance(method, (RosenbrockTableau, ESDIRKTableau))
+    return RosenbrockTableau, ESDIRKTableau
 
 
 def _explicit_names():
