@@ -140,9 +140,6 @@ def main(iters=2000, out="out/spiral", seed=0, progress=True):
     """
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
-    print("preparing the compiled kernels (compiled on a first run: half a minute to two "
-          "minutes, depending on the CPU; loaded from the cache afterwards) ...", end=" ",
-          flush=True)
     rng = np.random.default_rng(seed)
     true_y = true_trajectory()
     model = make_model()
@@ -158,7 +155,8 @@ def main(iters=2000, out="out/spiral", seed=0, progress=True):
     mae0, _ = mae_of(theta0)
     # compile (or load from Numba's cache) the forward and backward loops outside the timing
     autograd.value_and_grad(loss)(theta0, *get_batch(np.random.default_rng(seed + 1), true_y))
-    print(f"ready in {time.perf_counter() - start:.1f} s", flush=True)
+    # a first run compiles here (nodekit says so on stderr); later runs load from disk
+    print(f"kernels ready in {time.perf_counter() - start:.1f} s", flush=True)
     res = fit(loss, theta0, optimizer=RMSprop(lr=1e-3), iters=iters,
               batches=lambda i: get_batch(rng, true_y), progress=progress, stats=stats,
               value_and_grad=False)

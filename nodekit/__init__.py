@@ -10,6 +10,7 @@ deep-learning framework.
 True
 """
 from . import _cachelock  # noqa: F401  (first: locks Numba's disk cache across processes)
+from . import _compile_notice  # noqa: F401  (one line on stderr while a first run compiles)
 from .controllers import PIController
 from .integrate import Solution, solve
 from .ode import ODE

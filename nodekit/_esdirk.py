@@ -57,7 +57,7 @@ from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, add_into, add_outer_prefix, add_row,
-                       all_finite, checked_evaluate, combine, copy_into, float_list,
+                       all_finite, checked_evaluate, combine, copy_into, new_record,
                        outer_into, propose, record_step, row_is_zero, set_row, stage_input,
                        start)
 from .controllers import accept_factor, error_norm, reject_factor, scaled_rms
@@ -221,7 +221,7 @@ def esdirk(system, jac, plan, theta, y0, ts, etab, opt, out, fault):
     t0 = ts[0]
     t_end = ts[m - 1]
     direction = 1.0 if t_end >= t0 else -1.0
-    rec = (float_list(), float_list(), float_list(), float_list())
+    rec = new_record(n, S)
 
     set_row(out, 0, y0)
     n_out = 1

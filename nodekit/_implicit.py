@@ -23,6 +23,7 @@ Jacobian is a forward difference of the right-hand side, computed in the
 loop, with the increment ``sqrt(eps) * max(|y_j|, 1e-5)`` (the choice of
 Hairer's codes and SciPy's ``num_jac`` floor); ``df/dt`` likewise.
 """
+import functools
 import math
 import warnings
 
@@ -35,7 +36,7 @@ from . import _interrupt, _jitflags, _kernels
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, apply_jump, checked_evaluate,
-                       combine, copy_into, dense_weights, float_list, note_fault, propose,
+                       combine, copy_into, dense_weights, new_record, note_fault, propose,
                        record_step, set_row, stack_record, stage_input, start)
 from .controllers import accept_factor, error_norm, reject_factor
 
@@ -409,7 +410,7 @@ def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
     direction = 1.0 if t_end >= t0 else -1.0
     span = abs(t_end - t0)
 
-    rec = (float_list(), float_list(), float_list(), float_list())
+    rec = new_record(n, S)
 
     set_row(out, 0, y0)
     n_out = 1
@@ -564,14 +565,20 @@ def _autograd_jacobian(fun, shape, t0, y0, theta):
 
 def is_stiff(method):
     """True when ``method`` names (or is) a stiff tableau (Rosenbrock or ESDIRK)."""
-    if type(method) is str and method in _EXPLICIT_NAMES:
-        return False  # the common case, before any import statement (each costs a few us)
-    from .tableaux import STIFF_METHODS
+    if type(method) is str:
+        if method in _EXPLICIT_NAMES:
+            return False  # the common case, before any import statement (each costs a few us)
+        from .tableaux import STIFF_METHODS
+        return method.strip().lower() in STIFF_METHODS
+    return isinstance(method, _stiff_classes())
+
+
+@functools.cache
+def _stiff_classes():
+    """The stiff tableau classes (imported once, on first use)."""
     from .tableaux.esdirk import ESDIRKTableau
     from .tableaux.rosenbrock import RosenbrockTableau
-    if type(method) is str:
-        return method.strip().lower() in STIFF_METHODS
-    return isinstance(method, (RosenbrockTableau, ESDIRKTableau))
+    return RosenbrockTableau, ESDIRKTableau
 
 
 def _explicit_names():

@@ -295,38 +295,80 @@ def float_list():
     return x
 
 
-@_jit  # called from the loop body: needs NRT
-def record_step(rec, t, h, y, K):
-    """Append one accepted step (start ``t``, size ``h``, state ``y``, stage
-    derivatives ``K`` row by row) to the record ``rec`` (four lists)."""
-    t_rec, h_rec, y_rec, K_rec = rec
-    t_rec.append(t)
-    h_rec.append(h)
+@_jit
+def new_record(n, S):
+    """An empty record of accepted steps (states of size ``n``, ``S``
+    stages): one-element lists holding the buffers of step starts, step
+    sizes, states and stage derivatives, and the number of rows used (a
+    one-element array).  :func:`grow_record` replaces full buffers by ones
+    twice as long."""
+    return ([np.empty(0)], [np.empty(0)], [np.empty((0, n))], [np.empty((0, S, n))],
+            np.zeros(1, np.int64))
+
+
+@_jit
+def record_buffers(rec):
+    """The record's current buffers and row count, borrowed: valid until the
+    next :func:`grow_record` (the record's lists own them).  For compiled
+    callers only: a record never leaves compiled code."""
+    return borrowed((rec[0][0], rec[1][0], rec[2][0], rec[3][0], rec[4]))
+
+
+@_jit
+def grow_record(rec):
+    """Replace the record's buffers by ones twice as long (64 rows at
+    first), keeping the rows used; returns the new :func:`record_buffers`."""
+    t_buf, h_buf, y_buf, K_buf, used = rec
+    r = used[0]
+    cap = max(64, 2 * r)
+    _, S, n = K_buf[0].shape
+    t_new, h_new = np.empty(cap), np.empty(cap)
+    y_new, K_new = np.empty((cap, n)), np.empty((cap, S, n))
+    t_new[:r] = t_buf[0][:r]
+    h_new[:r] = h_buf[0][:r]
+    y_new[:r] = y_buf[0][:r]
+    K_new[:r] = K_buf[0][:r]
+    t_buf[0], h_buf[0], y_buf[0], K_buf[0] = t_new, h_new, y_new, K_new
+    return record_buffers(rec)
+
+
+@_inline
+def record_row(bufs, t, h, y, K):
+    """Write one accepted step (start ``t``, size ``h``, state ``y``, stage
+    derivatives ``K``) into the next row of the buffers ``bufs`` (from
+    :func:`record_buffers`; the caller grows them when full)."""
+    t_buf, h_buf, y_buf, K_buf, used = bufs
+    r = used[0]
+    used[0] = r + 1
+    t_buf[r] = t
+    h_buf[r] = h
     for i in range(y.size):
-        y_rec.append(y[i])
+        y_buf[r, i] = y[i]
     for s in range(K.shape[0]):
-        for i in range(K.shape[1]):
-            K_rec.append(K[s, i])
+        for i in range(y.size):
+            K_buf[r, s, i] = K[s, i]
+
+
+@_jit
+def record_step(rec, t, h, y, K):
+    """Append one accepted step to the record ``rec`` (:func:`new_record`).
+    The explicit loop's body keeps the borrowed buffers instead and calls
+    :func:`record_row` itself."""
+    bufs = record_buffers(rec)
+    if bufs[4][0] == bufs[0].size:
+        bufs = grow_record(rec)
+    record_row(bufs, t, h, y, K)
 
 
 @_jit
 def stack_record(rec, n, S):
-    """The recorded steps as arrays: ``t_grid, h_grid, y_grid, K_grid, count``."""
-    t_rec, h_rec, y_rec, K_rec = rec
-    count = len(t_rec)
-    t_grid = np.empty(count)
-    h_grid = np.empty(count)
-    y_grid = np.empty((count, n))
-    K_grid = np.empty((count, S, n))
-    for r in range(count):
-        t_grid[r] = t_rec[r]
-        h_grid[r] = h_rec[r]
-        for i in range(n):
-            y_grid[r, i] = y_rec[r * n + i]
-        for s in range(S):
-            for i in range(n):
-                K_grid[r, s, i] = K_rec[(r * S + s) * n + i]
-    return t_grid, h_grid, y_grid, K_grid, count
+    """The recorded steps as arrays: ``t_grid, h_grid, y_grid, K_grid,
+    count`` (copies, sized to the steps recorded)."""
+    t_buf, h_buf, y_buf, K_buf, used = rec
+    count = used[0]
+    return (t_buf[0][:count].copy(), h_buf[0][:count].copy(), y_buf[0][:count].copy(),
+            K_buf[0][:count].copy(), count)
+
 
 
 @_jit
@@ -904,7 +946,7 @@ class LoopResult(NamedTuple):
     event_hits: np.ndarray  #: (an EventSystem) rows ``[k, t, y...]``: event ``k`` at ``t``
 
 
-@_jit
+@_inline  # inlined: each compiled caller links the loop once (see the note below)
 def integrate(system, y0, ts, tab, opt, out, fault):
     """Integrate ``system`` from ``ts[0]`` through every time in ``ts``.
 
@@ -935,14 +977,24 @@ def integrate(system, y0, ts, tab, opt, out, fault):
     Returns
     -------
     LoopResult
+
+    Notes
+    -----
+    This wrapper is inlined into its callers (:func:`integrate_entry`, the
+    compiled backward solve, the ensemble's chunks) rather than compiled on
+    its own: LLVM optimises every compiled function's module again with the
+    machine code of everything it calls linked in, so a separately compiled
+    wrapper would optimise the whole loop body once more per system type
+    (3 to 5 s of a first run from empty caches, for nothing).  Called from
+    Python it still compiles as an ordinary function.
     """
     n = y0.size
     S = tab.A.shape[0]
     work = (np.zeros((S, n)), y0.copy(), np.empty(n), np.empty(n), np.empty(n),
             np.empty(S))
-    # the record of accepted steps (dense output, discrete adjoint): lists,
-    # appended to by record_step
-    rec = (float_list(), float_list(), float_list(), float_list())
+    # the record of accepted steps (dense output, discrete adjoint), appended
+    # to by record_step
+    rec = new_record(n, S)
     hits = float_list()  # occurrences of events (an EventSystem), by record_event
     r = _integrate(borrowed(system), borrowed(y0), borrowed(ts), borrowed(tab),
                    borrowed(opt), borrowed(out), borrowed(fault), borrowed(work), rec, hits)
@@ -1101,8 +1153,8 @@ def emit_outputs(system, ts, n_out, direction, t, y, h, t_new, ynew, tab, K, ext
 def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
     """The body of :func:`integrate`, on borrowed arrays (``work``: the
     stage derivatives, state, new state and three scratch vectors; ``rec``:
-    the record's lists; ``hits``: the events' occurrences).  Returns the first eight fields of
-    :class:`LoopResult`."""
+    the step record, see :func:`new_record`; ``hits``: the events'
+    occurrences).  Returns the first eight fields of :class:`LoopResult`."""
     m = ts.size
     S = tab.A.shape[0]
     f1 = tab.f1_index
@@ -1111,6 +1163,7 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
     t_end = ts[m - 1]
     direction = 1.0 if t_end >= t0 else -1.0
     adaptive = opt.fixed_step <= 0.0
+    bufs = record_buffers(rec)  # borrowed; replaced when grow_record grows them
 
     set_row(out, 0, y0)
     n_out = 1
@@ -1206,7 +1259,9 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
                 break
             extras = False
         if opt.dense:
-            record_step(rec, t, h, y, K)
+            if bufs[4][0] == bufs[0].size:
+                bufs = grow_record(rec)
+            record_row(bufs, t, h, y, K)
         stop = False
         if crossing:
             code, stop, t_event = events_locate(system, t, y, h, t_new, K, tab.P, t0, hits,
@@ -1297,14 +1352,25 @@ def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
         ``vjp`` kernel raised, or ``INTERRUPTED`` on Ctrl-C; then ``ybar`` and
         ``thbar`` are meaningless.
     """
-    m = ts.size
     n = ybar.size
     S = A.shape[0]
-    Kbar = np.zeros((S, n))
-    w = np.empty(S)
-    Y = np.empty(n)
-    ay = np.empty(n)
-    ath = np.empty(thbar.size)
+    work = (np.zeros((S, n)), np.empty(S), np.empty(n), np.empty(n), np.empty(thbar.size))
+    nvjp = _reverse_steps(vjp, borrowed(theta), borrowed(ts), borrowed(g), borrowed(A),
+                          borrowed(C), borrowed(B), borrowed(P), borrowed(t_grid),
+                          borrowed(h_grid), borrowed(y_grid), borrowed(K_grid), count,
+                          borrowed(ybar), borrowed(thbar), borrowed(work))
+    keep_alive(work)
+    return nvjp
+
+
+@_body
+def _reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid, count,
+                   ybar, thbar, work):
+    """The body of :func:`reverse_steps`, on borrowed arrays (``work``: the
+    stage cotangents, interpolant weights, a stage input and the kernel's two
+    outputs)."""
+    Kbar, w, Y, ay, ath = work
+    m = ts.size
     ybar[:] = 0.0
     thbar[:] = 0.0
     direction = 1.0 if ts[m - 1] >= ts[0] else -1.0
@@ -1324,7 +1390,7 @@ def reverse_steps(vjp, theta, ts, g, A, C, B, P, t_grid, h_grid, y_grid, K_grid,
             add_row(ybar, g, j)
             j -= 1
         # stages in reverse order
-        for s in range(S - 1, -1, -1):
+        for s in range(Kbar.shape[0] - 1, -1, -1):
             if row_is_zero(Kbar, s):
                 continue
             stage_input(y_grid[k], h, A, s, K_grid[k], Y)
@@ -1371,7 +1437,9 @@ def _identity(x):
 
 _PY = python_twins(globals(), ["stages", "checked_evaluate", "integrate", "_integrate",
                                "start", "propose", "emit_outputs", "reverse_steps",
-                               "rhs_at_points", "stack_record", "record_step", "brent",
+                               "_reverse_steps", "rhs_at_points", "new_record",
+                               "stack_record", "record_step", "record_buffers", "grow_record",
+                               "brent",
                                "record_event", "stiffness_test"])
 integrate_py = _PY["integrate"]
 reverse_steps_py = _PY["reverse_steps"]

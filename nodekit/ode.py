@@ -481,10 +481,10 @@ class ODE:
 
         The interpreted run indexes its arrays with Python's bounds checks
         (reading ``theta`` or ``y`` past the end, or writing ``out`` past the
-        end, raises ``IndexError`` instead of touching memory), gets a
-        read-only ``y`` (a kernel must not modify its state), and starts from
-        an ``out`` filled with NaN and then with another marker value, so
-        that entries the kernel never writes are found.
+        end, raises ``IndexError`` instead of touching memory), gets a copy
+        of ``y`` compared afterwards (a kernel must not modify its state),
+        and starts from an ``out`` filled with NaN and then with another
+        marker value, so that entries the kernel never writes are found.
 
         Raises
         ------
@@ -561,19 +561,31 @@ def _size_or_none(x, name, allow_zero=False):
 _MARK = -7.7e307  # a value no kernel writes by chance
 
 
+def changed_inputs(originals, passed):
+    """Whether a kernel wrote into any of the arrays ``passed`` (copies of
+    ``originals``, compared byte for byte, NaN included).
+
+    The checked calls hand kernels writable copies of their inputs and
+    compare afterwards, rather than read-only arrays: a compiled helper the
+    kernel calls would be compiled again for read-only arrays (a second
+    machine-code copy, a second or more on a first run), and a write in it
+    would fail to compile instead of being reported.
+    """
+    return any(a.tobytes() != b.tobytes() for a, b in zip(originals, passed))
+
+
 def _check_call(py_kernel, role, name, t, y, theta, shape):
     """One interpreted call of ``py_kernel(t, y, theta, out)``: see
     :meth:`ODE.check_first_call`."""
     n, p = y.size, theta.size
     sizes = (f"y of {n} values (y0.shape={tuple(shape)}) and theta of {p} values")
-    y_ro = y.copy()
-    y_ro.setflags(write=False)
+    y_in = y.copy()
     written = None
     for fill in (np.nan, _MARK):
         out = np.full(n, fill)
         try:
             with np.errstate(all="ignore"):
-                py_kernel(t, y_ro, theta.copy(), out)
+                py_kernel(t, y_in, theta.copy(), out)
         except IndexError as exc:
             raise ValueError(
                 f"The `{role}` kernel {name!r} indexes past the end of an array when "
@@ -581,14 +593,12 @@ def _check_call(py_kernel, role, name, t, y, theta, shape):
                 "states than given, or writes more derivatives than the state has. "
                 "Pass y0 and theta of the sizes the kernel expects (declare them with "
                 "nk.ODE(..., n_states=, n_theta=) to have them checked by name).") from None
-        except ValueError as exc:
-            if "read-only" in str(exc):
-                raise ValueError(
-                    f"The `{role}` kernel {name!r} writes into its input `y`; it must "
-                    "only write `out` (the solver's state would be corrupted).") from None
-            return  # other failures surface from the compiled solve
         except Exception:  # noqa: BLE001
             return  # the compiled solve reports the kernel's exception
+        if changed_inputs((y,), (y_in,)):
+            raise ValueError(
+                f"The `{role}` kernel {name!r} writes into its input `y`; it must "
+                "only write `out` (the solver's state would be corrupted).")
         unwritten = np.isnan(out) if written is None else (out == _MARK) & written
         written = unwritten
         if not unwritten.any():
