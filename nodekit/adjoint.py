@@ -382,18 +382,21 @@ def backsolve(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, drift, faul
     gth[:] = 0.0
     keep = backward_stops(g)
     if keep.size == 0:
-        gy0[:] = g[0]
+        _kernels.copy_into(g[0], gy0)
         return BacksolveResult(0, t[0], 0.0, 0, 0, 0, 0, np.nan, 0)
     W1 = np.empty((keep.size, n))
     W2 = np.empty((keep.size, n))
     ts_b = np.empty(keep.size)
     for k in range(keep.size):
         ts_b[k] = t[keep[k]]
-        W1[k] = ys[keep[k]]
-        W2[k] = g[keep[k]]
+        _kernels.set_row(W1, k, ys[keep[k]])
+        _kernels.set_row(W2, k, g[keep[k]])
+    # (element loops, not slice assignments: Numba compiles the shape-mismatch
+    # error of each slice assignment, seconds on a first run)
     z0 = np.zeros(2 * n + q)
-    z0[:n] = W1[0]
-    z0[n:2 * n] = W2[0]
+    for i in range(n):
+        z0[i] = W1[0, i]
+        z0[n + i] = W2[0, i]
     system = _kernels.AdjointSystem(rhs, vjp, theta, n, p, back.quadrature,
                                     np.zeros(keep.size), W1, W2, np.empty(p))
     # max_steps counts the steps the error control chooses; the stops at the
@@ -406,9 +409,12 @@ def backsolve(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, drift, faul
                                False, True)
     out = np.full((keep.size, 2 * n + q), np.nan)
     res = _kernels.integrate(system, z0, ts_b, back.tab, opt, out, fault)
-    gy0[:] = out[-1, n:2 * n]
+    last = keep.size - 1
+    for i in range(n):
+        gy0[i] = out[last, n + i]
     if back.quadrature:
-        gth[:] = out[-1, 2 * n:]
+        for i in range(p):
+            gth[i] = out[last, 2 * n + i]
     for k in range(keep.size):
         drift[keep[k]] = system.drift[k]
     return BacksolveResult(res.status, res.t_reached, res.h_last, res.nfev, res.nsteps,
