@@ -321,13 +321,20 @@ def grow_record(rec):
     t_buf, h_buf, y_buf, K_buf, used = rec
     r = used[0]
     cap = max(64, 2 * r)
-    _, S, n = K_buf[0].shape
+    t_old, h_old, y_old, K_old = t_buf[0], h_buf[0], y_buf[0], K_buf[0]
+    _, S, n = K_old.shape
     t_new, h_new = np.empty(cap), np.empty(cap)
     y_new, K_new = np.empty((cap, n)), np.empty((cap, S, n))
-    t_new[:r] = t_buf[0][:r]
-    h_new[:r] = h_buf[0][:r]
-    y_new[:r] = y_buf[0][:r]
-    K_new[:r] = K_buf[0][:r]
+    # (element loops, not slice assignments: Numba compiles the shape-mismatch
+    # error of each slice assignment, seconds on a first run)
+    for k in range(r):
+        t_new[k] = t_old[k]
+        h_new[k] = h_old[k]
+        for i in range(n):
+            y_new[k, i] = y_old[k, i]
+        for s in range(S):
+            for i in range(n):
+                K_new[k, s, i] = K_old[k, s, i]
     t_buf[0], h_buf[0], y_buf[0], K_buf[0] = t_new, h_new, y_new, K_new
     return record_buffers(rec)
 
@@ -992,8 +999,8 @@ def integrate(system, y0, ts, tab, opt, out, fault):
     S = tab.A.shape[0]
     work = (np.zeros((S, n)), y0.copy(), np.empty(n), np.empty(n), np.empty(n),
             np.empty(S))
-    # the record of accepted steps (dense output, discrete adjoint), appended
-    # to by record_step
+    # the record of accepted steps (dense output, discrete adjoint), written
+    # by the body one row per step (record_row)
     rec = new_record(n, S)
     hits = float_list()  # occurrences of events (an EventSystem), by record_event
     r = _integrate(borrowed(system), borrowed(y0), borrowed(ts), borrowed(tab),
