@@ -539,14 +539,15 @@ class EventSystem(NamedTuple):
 
     rhs: object
     theta: np.ndarray
-    g: tuple                 #: guarded event kernels: ``g(t, y, theta, out)`` sets out[0]
+    g: object                #: the guarded kernel of all events: ``g(t, y, theta, out)``
+                             #: sets ``out[k]`` to event ``k`` (``ode.events_cfunc``)
     direction: np.ndarray    #: (k,) int64: -1, 0 or +1
     stop_after: np.ndarray   #: (k,) int64: occurrences that end the solve (0: never)
     count: np.ndarray        #: (k,) int64 out: occurrences so far
     g_prev: np.ndarray       #: (k,) the events at the start of the step
     g_new: np.ndarray        #: (k,) and at its end
     roots: np.ndarray        #: (k,) scratch: the roots found in a step
-    gval: np.ndarray         #: (1,) scratch: one event value
+    gval: np.ndarray         #: (k,) scratch: the events at a trial time
     yq: np.ndarray           #: (n,) scratch: the state at a trial time
     w: np.ndarray            #: (S,) scratch: interpolant weights
 
@@ -559,11 +560,12 @@ class EventSystem(NamedTuple):
 
 def event_system(rhs, theta, g, direction, stop_after, n, n_stages):
     """The :class:`EventSystem` for right-hand side ``rhs`` and the guarded
-    event kernels ``g`` (a tuple) with their directions and terminal counts."""
-    k = len(g)
-    return EventSystem(rhs, theta, tuple(g), np.asarray(direction, dtype=np.int64),
+    kernel ``g`` of all events (one per entry of ``direction`` and
+    ``stop_after``: their directions and terminal counts)."""
+    k = len(direction)
+    return EventSystem(rhs, theta, g, np.asarray(direction, dtype=np.int64),
                        np.asarray(stop_after, dtype=np.int64), np.zeros(k, dtype=np.int64),
-                       np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(1), np.empty(n),
+                       np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k), np.empty(n),
                        np.empty(n_stages))
 
 
@@ -767,24 +769,21 @@ class StepEvent(NamedTuple):
     def value(point, tq):
         s = point.system
         step_point(tq, point.P, point.t, point.h, point.y, point.K, s.w, s.yq)
-        code = s.g[point.k](tq, s.yq, s.theta, s.gval)
+        code = s.g(tq, s.yq, s.theta, s.gval)
         if code:
             note_fault(point.fault, code, tq, s.yq)
             return np.nan
-        return s.gval[0]
+        return s.gval[point.k]
 
 
 @_inline
 def event_values(system, t, y, out, fault):
     """``out[k] = g_k(t, y)`` for every event of ``system``; returns the fault
     code of an event kernel that raised (recorded in ``fault``), else 0."""
-    for k in range(len(system.g)):
-        code = system.g[k](t, y, system.theta, system.gval)
-        if code:
-            note_fault(fault, code, t, y)
-            return code
-        out[k] = system.gval[0]
-    return 0
+    code = system.g(t, y, system.theta, out)
+    if code:
+        note_fault(fault, code, t, y)
+    return code
 
 
 @_jit  # called from the loop body: needs NRT

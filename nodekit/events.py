@@ -99,13 +99,6 @@ class Event:
         inside the loop)."""
         return isinstance(self.g, CPUDispatcher)
 
-    @property
-    def kernel(self):
-        """The guarded compiled kernel of a jitted ``g`` (see
-        :func:`nodekit.ode.event_cfunc`)."""
-        from .ode import event_cfunc
-        return event_cfunc(self.g)
-
     def __repr__(self):
         return (f"nk.Event({self.name}, terminal={self.stop_after or False}, "
                 f"direction={self.direction})")

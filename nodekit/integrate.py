@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _checks, _implicit, _interrupt, _kernels
 from .controllers import PIController
-from .ode import ODE
+from .ode import ODE, events_cfunc
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, SOLVE, Options, explain_unknown
 from ._warnings import StiffnessWarning
 from .tableaux import get_tableau
@@ -225,7 +225,7 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
                          f"got method={opts.method!r}.")
     if system is None and events:
         system = _kernels.event_system(fun.rhs_cfunc, theta,
-                                       tuple(ev.kernel for ev in events),
+                                       events_cfunc([ev.g for ev in events]),
                                        [ev.direction for ev in events],
                                        [ev.stop_after for ev in events], y0f.size,
                                        tableau.A.shape[0])
@@ -420,10 +420,10 @@ def kernel_fault_message(system, fault, nsteps, nfev, jac=None):
     state = np.ascontiguousarray(fault[2:])
     if code == EVENT_FAULT and isinstance(system, _kernels.EventSystem):
         kernel, error = "event function", None
-        for g in system.g:
-            error = _replay(lambda k, *a: k(*a), (g, t, state, system.theta, np.empty(1)))
+        for g in system.g.nodekit_events:  # the jitted functions raise as they are
+            error = _replay(lambda g, *a: g(*a), (g, t, state, system.theta))
             if error:
-                kernel = f"event function {g.nodekit_source[1]!r}"
+                kernel = f"event function {g.py_func.__name__!r}"
                 break
     elif code == JAC_FAULT and jac is not None:
         kernel = _kernel_names(jac).get(code, "`jac` kernel")
@@ -551,17 +551,6 @@ def check_loop_args(args, layout=None):
                         "and loop_options().")
 
 
-def _tuple_fields(cls):
-    """Indices of the tuple fields of the system type ``cls`` (the event
-    kernels of an :class:`~nodekit._kernels.EventSystem`)."""
-    return tuple(i for i, kind in enumerate(cls.__annotations__.values()) if kind is tuple)
-
-
-#: Per system type, the indices of its tuple fields, whose lengths are part
-#: of the compiled loop's type.
-_TUPLE_FIELDS = {cls: _tuple_fields(cls) for cls in _kernels.SYSTEMS}
-
-
 def run_loop(compiled, args):
     """Run the integration loop on ``args = (system, y0, ts, tab, opt, out,
     fault)``: compiled (through the compiled overload's entry point, which
@@ -574,11 +563,8 @@ def run_loop(compiled, args):
     its arrays or ``None`` when the run recorded nothing."""
     if not compiled:
         return _split_result(_kernels.integrate_py(*args))
-    # one compiled loop per type of system (and length of its tuples: the
-    # number of events of an EventSystem)
-    system = args[0]
-    tuples = _TUPLE_FIELDS.get(type(system))
-    kind = (type(system), *[len(system[i]) for i in tuples]) if tuples else type(system)
+    # one compiled loop per type of system
+    kind = type(args[0])
     hit = _ENTRY.get(kind)
     check_loop_args(args, None if hit is None else hit[1])
     if hit is None:

@@ -279,27 +279,54 @@ def _guard(template, sig, inner, py_func, key, role):
     return as_kernel(cf)
 
 
-def _event_adapter(g):
-    def event_value(t, y, theta, out):
-        out[0] = g(t, y, theta)
-    return event_value
+def _events_adapter(gs):
+    """One function evaluating every event of ``gs`` (jitted ``g(t, y,
+    theta) -> float``): ``out[i] = gs[i](t, y, theta)``.  Built by nesting,
+    one event per level, so that it is a plain Numba function for any
+    number of events."""
+    last, i = gs[-1], len(gs) - 1
+    if i == 0:
+        def event_values(t, y, theta, out):
+            out[0] = last(t, y, theta)
+        return event_values
+    head = nb.njit(error_model="numpy")(_events_adapter(gs[:-1]))
+
+    def event_values(t, y, theta, out):
+        head(t, y, theta, out)
+        out[i] = last(t, y, theta)
+    return event_values
 
 
 _EVENT_KERNELS = {}
 
 
-def event_cfunc(g):
-    """The guarded first-class kernel of the jitted event function
-    ``g(t, y, theta) -> float``: ``kernel(t, y, theta, out)`` writes ``g`` into
-    ``out[0]`` and returns ``EVENT_FAULT`` when ``g`` raised (cached on disk
-    per source of ``g``, and per process per ``g``)."""
-    cf = _EVENT_KERNELS.get(g)
+def events_cfunc(gs):
+    """The guarded first-class kernel of the jitted event functions ``gs``
+    (a sequence of ``g(t, y, theta) -> float``): ``kernel(t, y, theta, out)``
+    writes ``g_i`` into ``out[i]`` for every ``i`` and returns
+    ``EVENT_FAULT`` when one raised.
+
+    One kernel of the right-hand side's signature for any number of events
+    keeps the compiled loop's type independent of that number (a tuple of
+    kernels would make every count a new type: a new compile of the whole
+    loop).  Cached on disk per sources of ``gs``, and per process per
+    ``gs``; ``kernel.nodekit_events`` holds ``gs`` (a fault message re-runs
+    them one by one to name the one that raised).
+    """
+    gs = tuple(gs)
+    cf = _EVENT_KERNELS.get(gs)
     if cf is None:
-        opts = {k: v for k, v in g.targetoptions.items() if k in ("fastmath", "boundscheck")}
-        inner = nb.njit(error_model="numpy")(_event_adapter(g))
-        key = _source_key(g.py_func, dict(opts, role="event"))
-        cf = _EVENT_KERNELS[g] = _guard(_event_template, RHS_GUARDED_SIG, inner, g.py_func,
-                                        key, "event")
+        keys = [_source_key(g.py_func, dict(
+            {k: v for k, v in g.targetoptions.items() if k in ("fastmath", "boundscheck")},
+            role="event")) for g in gs]
+        key = None
+        if None not in keys:
+            digest = hashlib.sha256(repr(keys).encode()).digest()
+            key = int.from_bytes(digest[:7], "little") | 1
+        inner = nb.njit(error_model="numpy")(_events_adapter(gs))
+        cf = _guard(_event_template, RHS_GUARDED_SIG, inner, gs[0].py_func, key, "event")
+        cf.nodekit_events = gs
+        _EVENT_KERNELS[gs] = cf
     return cf
 
 

@@ -241,3 +241,34 @@ def test_an_event_that_raises_fails_the_solve_and_is_named():
                    events=[raising_event])
     assert sol.status == -4 and not sol.success
     assert "raising_event" in sol.message and "event out of range" in sol.message
+    # the second of three is named, and the run compiled no loop of its own
+    from nodekit import _kernels
+    loops = set(_kernels.integrate_entry.overloads)
+    sol = nk.solve(nk.ODE(pendulum_rhs), [1.0, 0.2], np.linspace(0, 2, 5), [1.3],
+                   events=[angle_jit, raising_event, speed_jit])
+    assert sol.status == -4
+    assert "'raising_event'" in sol.message and "event out of range" in sol.message
+    assert set(_kernels.integrate_entry.overloads) == loops
+
+
+def test_any_number_of_events_shares_one_compiled_loop():
+    # the events reach the loop as one kernel that evaluates them all, so the
+    # loop's type does not depend on how many there are
+    from nodekit import _kernels
+    ode = nk.ODE(pendulum_rhs)
+    t = np.linspace(0.0, 14.0, 8)
+    nk.solve(ode, [1.0, 0.2], t, [1.3], events=[angle_jit])
+    nk.solve(ode, [1.0, 0.2], t, [1.3], dense=True)
+    loops = set(_kernels.integrate_entry.overloads)
+    jitted = [nk.Event(angle_jit, direction=1), nk.Event(speed_jit),
+              nk.Event(prey_threshold, direction=-1)]
+    python = [nk.Event(lambda t, y, th: y[0], direction=1),
+              nk.Event(lambda t, y, th: y[1] - 0.3),
+              nk.Event(lambda t, y, th: y[0] - 2.0, direction=-1)]
+    fast = nk.solve(ode, [1.0, 0.2], t, [1.3], events=jitted, rtol=1e-10, atol=1e-10)
+    slow = nk.solve(ode, [1.0, 0.2], t, [1.3], events=python, rtol=1e-10, atol=1e-10)
+    assert set(_kernels.integrate_entry.overloads) == loops
+    assert [e.size for e in fast.t_events] == [e.size for e in slow.t_events]
+    assert fast.t_events[0].size > 0 and fast.t_events[1].size > 0
+    for a, b in zip(fast.t_events, slow.t_events):
+        np.testing.assert_array_equal(a, b)

@@ -198,10 +198,10 @@ def test_kernels_reach_compiled_code_by_their_own_address():
     address, and boxes it back as the same object."""
     from nodekit._implicit import _no_jac
     from nodekit._kernel_type import Kernel, KernelType
-    from nodekit.ode import _no_vjp, event_cfunc
+    from nodekit.ode import _no_vjp, events_cfunc
 
     g = numba.njit(lambda t, y, th: y[0] - 1.0)
-    for k in (LV.rhs_cfunc, LV.vjp_cfunc, _no_vjp(), _no_jac(), event_cfunc(g)):
+    for k in (LV.rhs_cfunc, LV.vjp_cfunc, _no_vjp(), _no_jac(), events_cfunc([g])):
         assert type(k) is Kernel and numba.typeof(k) == KernelType(k._sig)
         assert k.nodekit_address == k.address
         assert _same_kernel(k) is k
