@@ -356,15 +356,21 @@ def record_row(bufs, t, h, y, K):
             K_buf[r, s, i] = K[s, i]
 
 
-@_jit
-def record_step(rec, t, h, y, K):
-    """Append one accepted step to the record ``rec`` (:func:`new_record`).
-    The explicit loop's body keeps the borrowed buffers instead and calls
-    :func:`record_row` itself."""
-    bufs = record_buffers(rec)
+@_inline
+def append_row(rec, bufs, t, h, y, K):
+    """:func:`record_row` into ``rec``'s buffers ``bufs``, grown first when
+    full; returns the buffers in use afterwards (the explicit loop's body
+    keeps them, borrowed, from step to step)."""
     if bufs[4][0] == bufs[0].size:
         bufs = grow_record(rec)
     record_row(bufs, t, h, y, K)
+    return bufs
+
+
+@_jit
+def record_step(rec, t, h, y, K):
+    """Append one accepted step to the record ``rec`` (:func:`new_record`)."""
+    append_row(rec, record_buffers(rec), t, h, y, K)
 
 
 @_jit
@@ -999,7 +1005,7 @@ def integrate(system, y0, ts, tab, opt, out, fault):
     work = (np.zeros((S, n)), y0.copy(), np.empty(n), np.empty(n), np.empty(n),
             np.empty(S))
     # the record of accepted steps (dense output, discrete adjoint), written
-    # by the body one row per step (record_row)
+    # by the body one row per step (append_row)
     rec = new_record(n, S)
     hits = float_list()  # occurrences of events (an EventSystem), by record_event
     r = _integrate(borrowed(system), borrowed(y0), borrowed(ts), borrowed(tab),
@@ -1265,9 +1271,7 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
                 break
             extras = False
         if opt.dense:
-            if bufs[4][0] == bufs[0].size:
-                bufs = grow_record(rec)
-            record_row(bufs, t, h, y, K)
+            bufs = append_row(rec, bufs, t, h, y, K)
         stop = False
         if crossing:
             code, stop, t_event = events_locate(system, t, y, h, t_new, K, tab.P, t0, hits,
@@ -1444,7 +1448,8 @@ def _identity(x):
 _PY = python_twins(globals(), ["stages", "checked_evaluate", "integrate", "_integrate",
                                "start", "propose", "emit_outputs", "reverse_steps",
                                "_reverse_steps", "rhs_at_points", "new_record",
-                               "stack_record", "record_step", "record_buffers", "grow_record",
+                               "stack_record", "record_step", "append_row", "record_buffers",
+                               "grow_record",
                                "brent",
                                "record_event", "stiffness_test"])
 integrate_py = _PY["integrate"]

@@ -300,6 +300,17 @@ def _events_adapter(gs):
 _EVENT_KERNELS = {}
 
 
+def _compile_event(g):
+    """Compile the jitted event function ``g`` for the loop's arguments."""
+    try:
+        g.compile((nbt.float64, _V, _V))
+    except TypingError as exc:
+        raise TypeError(
+            f"event function {g.py_func.__name__} could not be compiled for the arguments "
+            "(t, y, theta) = (float64, 1-D contiguous float64 array, 1-D contiguous float64 "
+            f"array). Numba said:\n{exc}") from exc
+
+
 def events_cfunc(gs):
     """The guarded first-class kernel of the jitted event functions ``gs``
     (a sequence of ``g(t, y, theta) -> float``): ``kernel(t, y, theta, out)``
@@ -316,6 +327,8 @@ def events_cfunc(gs):
     gs = tuple(gs)
     cf = _EVENT_KERNELS.get(gs)
     if cf is None:
+        for g in gs:  # one by one first: a typing error names its event
+            _compile_event(g)
         keys = [_source_key(g.py_func, dict(
             {k: v for k, v in g.targetoptions.items() if k in ("fastmath", "boundscheck")},
             role="event")) for g in gs]

@@ -272,3 +272,14 @@ def test_any_number_of_events_shares_one_compiled_loop():
     assert fast.t_events[0].size > 0 and fast.t_events[1].size > 0
     for a, b in zip(fast.t_events, slow.t_events):
         np.testing.assert_array_equal(a, b)
+
+
+@numba.njit
+def mistyped_event(t, y, th):
+    return y.no_such_attribute
+
+
+def test_an_event_that_does_not_compile_is_named():
+    with pytest.raises(TypeError, match="event function mistyped_event could not be compiled"):
+        nk.solve(nk.ODE(pendulum_rhs), [1.0, 0.2], [0.0, 1.0], [1.3],
+                 events=[angle_jit, mistyped_event])
