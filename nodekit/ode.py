@@ -327,8 +327,6 @@ def events_cfunc(gs):
     gs = tuple(gs)
     cf = _EVENT_KERNELS.get(gs)
     if cf is None:
-        for g in gs:  # one by one first: a typing error names its event
-            _compile_event(g)
         keys = [_source_key(g.py_func, dict(
             {k: v for k, v in g.targetoptions.items() if k in ("fastmath", "boundscheck")},
             role="event")) for g in gs]
@@ -337,7 +335,12 @@ def events_cfunc(gs):
             digest = hashlib.sha256(repr(keys).encode()).digest()
             key = int.from_bytes(digest[:7], "little") | 1
         inner = nb.njit(error_model="numpy")(_events_adapter(gs))
-        cf = _guard(_event_template, RHS_GUARDED_SIG, inner, gs[0].py_func, key, "event")
+        try:
+            cf = _guard(_event_template, RHS_GUARDED_SIG, inner, gs[0].py_func, key, "event")
+        except TypeError:
+            for g in gs:  # one by one: name the event that does not compile
+                _compile_event(g)
+            raise
         cf.nodekit_events = gs
         _EVENT_KERNELS[gs] = cf
     return cf
