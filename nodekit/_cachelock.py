@@ -29,17 +29,29 @@ Numba: any change to one of them makes all of nodekit's cached code stale
 together, and it is compiled again.  An installed release never changes, so
 this costs users nothing; in a development tree an edit costs a fresh
 compile of what the next run uses.
+
+Finally, two processes that need the same cached function for the same
+argument types at the same time (the workers of an ensemble or of the test
+suite, started together on empty caches) would each compile it, for 30 s or
+more in the case of the integration loop.  :func:`compile_lock` makes one of
+them compile and the others wait and then load its machine code from the
+cache: Numba's ``Dispatcher.compile`` takes an exclusive lock on a file named
+after the function and the argument types before it looks in the cache.  A
+process that waits longer than :data:`COMPILE_WAIT` compiles anyway.
 """
+import contextlib
 import functools
 import hashlib
 import os
+import threading
+import time
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-from numba.core import caching
+from numba.core import caching, dispatcher, sigutils
 
 #: The lock file in each cache folder.
 LOCK_NAME = "numba-cache.lock"
@@ -101,10 +113,85 @@ def _stamped(method):
     return wrapper
 
 
+#: Seconds a process waits for another one compiling the same function for
+#: the same argument types before it compiles that function itself.
+COMPILE_WAIT = 600.0
+
+#: Compile-lock files this process holds (a compile inside a compile of the
+#: same function and types, or another thread, must not wait for itself).
+_held = set()
+_held_guard = threading.Lock()
+
+
+def compile_lock_path(function, sig):
+    """The lock file that serialises compiling cached Numba ``function`` for
+    argument types ``sig`` across processes, or None when the function is not
+    cached on disk (or locks are not available)."""
+    cache_file = getattr(getattr(function, "_cache", None), "_cache_file", None)
+    if cache_file is None or fcntl is None:
+        return None
+    key = hashlib.sha256(f"{cache_file._index_name}\0{sig!r}".encode()).hexdigest()
+    return os.path.join(cache_file._cache_path, f"compiling-{key[:32]}.lock")
+
+
+def _acquire(handle, wait):
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def compile_lock(function, sig, wait=None):
+    """Hold the cross-process lock for compiling ``function`` for ``sig``
+    (see :func:`compile_lock_path`), waiting at most ``wait`` seconds
+    (default :data:`COMPILE_WAIT`); a no-op when there is no lock file to
+    take, when this process holds it already, or when the wait runs out."""
+    path = compile_lock_path(function, sig)
+    with _held_guard:
+        mine = path is not None and path not in _held
+        if mine:
+            _held.add(path)
+    if not mine:
+        yield
+        return
+    try:
+        handle = open(path, "a")
+    except OSError:  # no cache folder yet, or not writable
+        handle = None
+    try:
+        if handle is not None and not _acquire(handle, COMPILE_WAIT if wait is None else wait):
+            handle.close()
+            handle = None
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
+        with _held_guard:
+            _held.discard(path)
+
+
+def _compile_once(compile_):
+    @functools.wraps(compile_)
+    def compile(self, sig):
+        args, _ = sigutils.normalize_signature(sig)
+        if tuple(args) in self.overloads:  # compiled already: no lock to take
+            return compile_(self, sig)
+        with compile_lock(self, tuple(args)):
+            return compile_(self, sig)
+    compile._nodekit_once = True
+    return compile
+
+
 def install():
-    """Wrap Numba's cache-file ``save`` and ``load`` in the lock, and its
-    source stamp of nodekit's own functions in the package fingerprint (once
-    per process)."""
+    """Wrap Numba's cache-file ``save`` and ``load`` in the lock, its source
+    stamp of nodekit's own functions in the package fingerprint, and its
+    ``Dispatcher.compile`` in :func:`compile_lock` (once per process)."""
     mixin = caching._SourceFileBackedLocatorMixin
     if not getattr(mixin.get_source_stamp, "_nodekit_stamped", False):
         mixin.get_source_stamp = _stamped(mixin.get_source_stamp)
@@ -113,6 +200,7 @@ def install():
         return
     cls.save = _locked(cls.save, fcntl.LOCK_EX)
     cls.load = _locked(cls.load, fcntl.LOCK_SH)
+    dispatcher.Dispatcher.compile = _compile_once(dispatcher.Dispatcher.compile)
 
 
 install()

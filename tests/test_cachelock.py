@@ -83,3 +83,70 @@ def test_nodekit_functions_are_stamped_with_the_package(tmp_path):
     ns = {}
     exec(compile(outside.read_text(), str(outside), "exec"), ns)
     assert not isinstance(InTreeCacheLocator(ns["f"], str(outside)).get_source_stamp(), tuple)
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {folder!r})
+    from numba import types
+    from nodekit import _cachelock
+    import racefn
+    with _cachelock.compile_lock(racefn.twice, (types.float64,)):
+        print("locked", flush=True)
+        time.sleep(3.0)  # another process needing twice(float64) waits
+        racefn.twice(1.5)  # compiled and saved under the lock this process holds
+""")
+
+WAITER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {folder!r})
+    from nodekit import _cachelock
+    _cachelock.COMPILE_WAIT = {wait!r}
+    import racefn
+    t0 = time.monotonic()
+    value = racefn.twice(1.5)
+    stats = racefn.twice.stats
+    print(value, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()),
+          round(time.monotonic() - t0, 2))
+""")
+
+
+def test_one_process_compiles_the_others_wait_and_load(tmp_path):
+    # a process that needs a function another one is compiling for the same
+    # argument types waits for it and loads its machine code from the cache;
+    # one whose wait runs out compiles the function itself
+    folder = str(tmp_path)
+    with open(os.path.join(folder, "racefn.py"), "w") as fh:
+        fh.write("import numba\n\n\n@numba.njit(cache=True)\ndef twice(x):\n    return x * 2\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(folder, "nbcache"))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(folder=folder)], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    waiters = [subprocess.Popen([sys.executable, "-c", WAITER.format(folder=folder, wait=wait)],
+                                env=env, stdout=subprocess.PIPE, text=True)
+               for wait in (600.0, 0.3)]
+    patient, hasty = [w.communicate(timeout=120)[0].split() for w in waiters]
+    holder.communicate(timeout=120)
+    assert holder.returncode == 0
+    assert patient[:3] == ["3.0", "1", "0"]  # loaded from the cache: no compile
+    assert float(patient[3]) > 1.0  # after waiting for the holder
+    assert hasty[:3] == ["3.0", "0", "1"]  # gave up waiting and compiled
+
+
+def test_compile_lock_names_function_and_types():
+    import numba
+    from numba import types
+    from nodekit._cachelock import compile_lock_path
+
+    @numba.njit
+    def uncached(x):
+        return x
+
+    assert compile_lock_path(uncached, (types.float64,)) is None
+    from nodekit import _kernels
+    cached = [f for f in vars(_kernels).values() if hasattr(f, "_cache")
+              and compile_lock_path(f, (types.float64,)) is not None]
+    assert cached, "nodekit's kernels are cached on disk"
+    f = cached[0]
+    a, b = (compile_lock_path(f, (t,)) for t in (types.float64, types.int64))
+    assert a != b and os.path.dirname(a) == f._cache._cache_file._cache_path

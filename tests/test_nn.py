@@ -250,7 +250,7 @@ def test_generated_module_cached_in_nodekit_cache(tmp_path):
     with open(path) as fh:
         assert "do not edit" in fh.read()
     # Numba's cache index of this module exists after the first process:
-    # beside the module, or under NUMBA_CACHE_DIR when set (parallel test runs)
+    # beside the module, or under NUMBA_CACHE_DIR when the user sets it
     where = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(path),
                                                               "__pycache__")
     stem = os.path.splitext(os.path.basename(path))[0]
