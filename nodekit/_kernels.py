@@ -383,7 +383,6 @@ def stack_record(rec, n, S):
             K_buf[0][:count].copy(), count)
 
 
-
 @_jit
 def dense_eval(tq, P, t_grid, h_grid, y_grid, K_grid, count, direction, out):
     """Evaluate a stored dense solution at the times ``tq`` into ``out``.

@@ -391,12 +391,11 @@ def backsolve(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, drift, faul
         ts_b[k] = t[keep[k]]
         _kernels.set_row(W1, k, ys[keep[k]])
         _kernels.set_row(W2, k, g[keep[k]])
-    # (element loops, not slice assignments: Numba compiles the shape-mismatch
+    # (copy_into, not slice assignments: Numba compiles the shape-mismatch
     # error of each slice assignment, seconds on a first run)
     z0 = np.zeros(2 * n + q)
-    for i in range(n):
-        z0[i] = W1[0, i]
-        z0[n + i] = W2[0, i]
+    _kernels.copy_into(W1[0], z0[:n])
+    _kernels.copy_into(W2[0], z0[n:2 * n])
     system = _kernels.AdjointSystem(rhs, vjp, theta, n, p, back.quadrature,
                                     np.zeros(keep.size), W1, W2, np.empty(p))
     # max_steps counts the steps the error control chooses; the stops at the
@@ -410,11 +409,9 @@ def backsolve(rhs, vjp, theta, t, ys, g, first_step, back, gy0, gth, drift, faul
     out = np.full((keep.size, 2 * n + q), np.nan)
     res = _kernels.integrate(system, z0, ts_b, back.tab, opt, out, fault)
     last = keep.size - 1
-    for i in range(n):
-        gy0[i] = out[last, n + i]
+    _kernels.copy_into(out[last, n:2 * n], gy0)
     if back.quadrature:
-        for i in range(p):
-            gth[i] = out[last, 2 * n + i]
+        _kernels.copy_into(out[last, 2 * n:], gth)
     for k in range(keep.size):
         drift[keep[k]] = system.drift[k]
     return BacksolveResult(res.status, res.t_reached, res.h_last, res.nfev, res.nsteps,

@@ -210,6 +210,12 @@ def _source_key(py_func, options):
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little") | 1
 
 
+def _kernel_options(fn):
+    """The options of jitted ``fn`` that its wrappers keep: ``fastmath`` and
+    ``boundscheck``."""
+    return {k: v for k, v in fn.targetoptions.items() if k in ("fastmath", "boundscheck")}
+
+
 def _inner_kernel(fn, debug):
     """The kernel as the guarded wrapper calls it: Numba-compiled with NumPy's
     error model (``1/0`` gives ``inf``, which fails the solve with status -1),
@@ -217,7 +223,7 @@ def _inner_kernel(fn, debug):
     ``debug``)."""
     if isinstance(fn, CFunc):
         return fn, {}
-    opts = {k: v for k, v in fn.targetoptions.items() if k in ("fastmath", "boundscheck")}
+    opts = _kernel_options(fn)
     if debug:
         opts["boundscheck"] = True
     opts["error_model"] = "numpy"
@@ -327,9 +333,7 @@ def events_cfunc(gs):
     gs = tuple(gs)
     cf = _EVENT_KERNELS.get(gs)
     if cf is None:
-        keys = [_source_key(g.py_func, dict(
-            {k: v for k, v in g.targetoptions.items() if k in ("fastmath", "boundscheck")},
-            role="event")) for g in gs]
+        keys = [_source_key(g.py_func, dict(_kernel_options(g), role="event")) for g in gs]
         key = None
         if None not in keys:
             digest = hashlib.sha256(repr(keys).encode()).digest()
