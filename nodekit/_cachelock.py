@@ -147,12 +147,13 @@ def _acquire(handle, wait):
 
 
 @contextlib.contextmanager
-def compile_lock(function, sig, wait=None):
-    """Hold the cross-process lock for compiling ``function`` for ``sig``
-    (see :func:`compile_lock_path`), waiting at most ``wait`` seconds
-    (default :data:`COMPILE_WAIT`); a no-op when there is no lock file to
-    take, when this process holds it already, or when the wait runs out."""
-    path = compile_lock_path(function, sig)
+def exclusive(path, wait=None):
+    """Hold an exclusive ``fcntl.flock`` on the file ``path`` (created if
+    missing), waiting at most ``wait`` seconds (default
+    :data:`COMPILE_WAIT`).  A no-op when ``path`` is None, when this process
+    holds the lock already (a compile inside a compile, or another thread),
+    when the file cannot be opened, or when the wait runs out: the caller
+    then goes on unlocked, which costs at most a compile done twice."""
     with _held_guard:
         mine = path is not None and path not in _held
         if mine:
@@ -174,6 +175,12 @@ def compile_lock(function, sig, wait=None):
             handle.close()  # closing the file releases the lock
         with _held_guard:
             _held.discard(path)
+
+
+def compile_lock(function, sig, wait=None):
+    """:func:`exclusive` on :func:`compile_lock_path` of ``function`` and
+    ``sig``: one process compiles, the others wait and load from the cache."""
+    return exclusive(compile_lock_path(function, sig), wait)
 
 
 def _compile_once(compile_):

@@ -7,17 +7,18 @@ import numbers
 import os
 import sys
 import types
-from contextlib import contextmanager
 from functools import cached_property
 
 import numba as nb
 import numpy as np
 from numba import types as nbt
+from numba.core.caching import FunctionCache
 from numba.core.ccallback import CFunc
 from numba.core.errors import TypingError
 from numba.core.registry import CPUDispatcher
 from numba.extending import intrinsic, overload
 
+from . import _cachelock
 from ._kernel_type import as_kernel
 
 _V = nbt.float64[::1]
@@ -271,7 +272,7 @@ def _guard(template, sig, inner, py_func, key, role):
     wrapper.__qualname__ = proto.__qualname__
     wrapper.__module__ = proto.__module__
     try:
-        with _cache_lock(wrapper, key is not None):
+        with _compile_lock(wrapper, key):
             cf = nb.cfunc(sig, cache=key is not None)(wrapper)
     except TypingError as exc:  # numba typing errors are long; lead with ours
         raise TypeError(
@@ -350,39 +351,20 @@ def events_cfunc(gs):
     return cf
 
 
-@contextmanager
-def _cache_lock(wrapper, cached):
-    """Hold an exclusive lock on Numba's cache folder of the guarded wrappers
-    while one is compiled (or loaded) and saved.
-
-    Every guarded wrapper is one function of this file to Numba's cache, with
-    one index of many entries (one per kernel, told apart by ``key``).  Two
-    processes saving different kernels at the same moment would both take the
-    next free data-file number: one entry is lost, or an entry ends up
-    pointing at the other kernel's machine code, which a later process would
-    load and run, silently (Numba's index saves are not locked across
-    processes).  ``fcntl.flock`` serialises them; where it is unavailable
-    (Windows) the wrappers are cached without the lock.
-    """
-    if not cached:
-        yield
-        return
-    try:
-        import fcntl
-
-        from numba.core.caching import FunctionCache
-        folder = FunctionCache(wrapper)._cache_path
-        os.makedirs(folder, exist_ok=True)
-        handle = open(os.path.join(folder, "nodekit-guarded-kernels.lock"), "a")
-    except (ImportError, OSError, RuntimeError, AttributeError):
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def _compile_lock(wrapper, key):
+    """One process at a time compiles the guarded wrapper of cache key
+    ``key`` (the others wait, then load it from the cache; see
+    :func:`nodekit._cachelock.exclusive`).  Every guarded wrapper is one
+    function of this file to Numba's cache, told apart by ``key``, so
+    Numba's own compile lock cannot tell two kernels apart here."""
+    path = None
+    if key is not None and _cachelock.fcntl is not None:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            path = os.path.join(FunctionCache(wrapper)._cache_path,
+                                f"compiling-guarded-{key:x}.lock")
+        except RuntimeError:  # no usable cache folder
+            pass
+    return _cachelock.exclusive(path)
 
 
 class ODE:
