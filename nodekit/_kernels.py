@@ -1009,7 +1009,11 @@ def integrate(system, y0, ts, tab, opt, out, fault):
     hits = float_list()  # occurrences of events (an EventSystem), by record_event
     r = _integrate(borrowed(system), borrowed(y0), borrowed(ts), borrowed(tab),
                    borrowed(opt), borrowed(out), borrowed(fault), borrowed(work), rec, hits)
-    keep_alive(work)
+    # Every argument too, not only work: inlined into a compiled caller, the
+    # arguments are the caller's variables, and one that the caller does not
+    # use again (a z0 or an options record built just for this call) would
+    # otherwise be released as soon as it was borrowed, before the body ran
+    keep_alive((system, y0, ts, tab, opt, out, fault, work))
     t_grid, h_grid, y_grid, K_grid, count = stack_record(rec, n, S)
     return LoopResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
                       t_grid, h_grid, y_grid, K_grid, count, r[8], np.array(hits))

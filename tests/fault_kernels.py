@@ -1,6 +1,7 @@
 """Faulty compiled kernels for tests/test_faults.py (module level, so Numba
 caches them)."""
 import numba
+import numpy as np
 
 
 @numba.njit(cache=True)
@@ -70,3 +71,21 @@ def decay_jac_raises_late(t, y, th, out):
     for i in range(y.size):
         for j in range(y.size):
             out[i, j] = -th[0] if i == j else 0.0
+
+
+@numba.njit(cache=True)
+def decay_vjp_scribbling(t, y, th, a, out_y, out_th):
+    """The exact VJP of :func:`decay`, which also allocates blocks of every
+    small size and fills them with 1e300: it is handed, and overwrites, any
+    block of that size that its caller has released while still reading it."""
+    junk = 0.0
+    for size in range(1, 4 * (y.size + th.size) + 4):
+        for _ in range(3):
+            block = np.full(size, 1e300)
+            junk += block[size - 1]
+    acc = 0.0
+    for i in range(y.size):
+        out_y[i] = -th[0] * a[i]
+        acc += a[i] * y[i]
+    out_th[0] = -acc + 0.0 * junk  # (0.0 * junk: keeps the blocks, adds 0)
+    return 0.0

@@ -163,3 +163,24 @@ def test_final_state_loss_backward_pass_cheaper_than_forward_and_accurate():
     assert np.max(np.abs(g - ref)) < 1e-5 * scale
     g_discrete, _ = grad("discrete")
     assert np.max(np.abs(g - ref)) < 2 * max(np.max(np.abs(g_discrete - ref)), 1e-7 * scale)
+
+
+def test_backward_solve_keeps_its_own_arrays_alive():
+    # The compiled backsolve builds its initial state and tolerances just for
+    # the loop, which it calls inline.  They were released as soon as the loop
+    # borrowed them, before it ran: a VJP kernel that allocates was handed
+    # their memory and overwrote them (here the adjoint's atol became 1e300,
+    # the backward solve took giant steps, and the gradient was wrong with
+    # status 0; the digits ODE-Net's parallel kernels sent it into an endless
+    # loop).  Closed form of y' = -k y, L = w . y(T).
+    from fault_kernels import decay_vjp_scribbling
+    ode = nk.ODE(decay, vjp=decay_vjp_scribbling)
+    y0, k, w, T = np.array([1.3, -0.4]), 0.7, np.array([0.5, 2.0]), 5.0
+
+    def loss(y0, th):
+        return anp.dot(w, nk.odeint(ode, y0, np.array([0.0, T]), th, rtol=1e-10,
+                                    atol=1e-12, gradient="adjoint")[-1])
+
+    gy0, gth = autograd.grad(loss, (0, 1))(y0, np.array([k]))
+    np.testing.assert_allclose(gy0, np.exp(-k * T) * w, rtol=1e-7)
+    np.testing.assert_allclose(gth, [-T * np.exp(-k * T) * np.dot(w, y0)], rtol=1e-7)
