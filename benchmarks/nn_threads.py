@@ -10,7 +10,14 @@ one warm-up epoch, then ``--epochs`` timed epochs.  The rows are cut into the
 same chunks whatever the thread count, so the trained parameters must agree
 to round-off (the script prints the largest difference).
 
-Run: ``python -m benchmarks.nn_threads [--epochs N]``.
+NumPy's BLAS (the model's input and output layers) keeps a thread pool of
+its own, whose threads spin for a while after each call: with Numba's
+threads on the same cores the two pools compete, and on the 2-core
+development machine 2 Numba threads made an epoch twice as *slow*.  Both
+processes therefore run with one BLAS thread (``--blas-threads``, default 1;
+``0`` leaves BLAS at its default to show the effect).
+
+Run: ``python -m benchmarks.nn_threads [--epochs N] [--blas-threads K]``.
 """
 import argparse
 import json
@@ -46,22 +53,29 @@ print(json.dumps({{"seconds": times, "nfe": nfe, "theta": theta.tolist()}}))
 '''
 
 
-def run(threads, epochs):
-    """Seconds per epoch, NFE and the trained theta in a process with ``threads``."""
+def run(threads, epochs, blas_threads=1):
+    """Seconds per epoch, NFE and the trained theta in a process with
+    ``threads`` Numba threads and ``blas_threads`` BLAS threads (0: BLAS's
+    default)."""
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
+    if blas_threads:
+        env.update(OPENBLAS_NUM_THREADS=str(blas_threads), MKL_NUM_THREADS=str(blas_threads))
     out = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT, epochs=epochs)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main(epochs=3):
+def main(epochs=3, blas_threads=1):
     """Run both thread counts; returns the figures and prints a table."""
     import numpy as np
-    res = {n: run(n, epochs) for n in (1, 2)}
+
+    from .ensemble import cpu_model
+    res = {n: run(n, epochs, blas_threads) for n in (1, 2)}
     med = {n: float(np.median(r["seconds"])) for n, r in res.items()}
     diff = float(np.max(np.abs(np.subtract(res[1]["theta"], res[2]["theta"]))))
-    print(f"digits ODE-Net, width 64, batch 1024, {epochs} timed epochs "
-          f"(median seconds per epoch; NFE per step forward + backward)")
+    blas = f"{blas_threads} BLAS thread(s)" if blas_threads else "BLAS threads by default"
+    print(f"digits ODE-Net, width 64, batch 1024, {epochs} timed epochs, {blas} "
+          f"(median seconds per epoch; NFE per step forward + backward); CPU: {cpu_model()}")
     print("| threads | s / epoch | NFE / step |")
     print("|---|---|---|")
     for n in (1, 2):
@@ -74,4 +88,7 @@ def main(epochs=3):
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
-    main(p.parse_args().epochs)
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads in both processes (0: BLAS's default)")
+    args = p.parse_args()
+    main(args.epochs, args.blas_threads)

@@ -320,7 +320,9 @@ def test_large_batches_split_over_threads_same_numbers():
     assert not codegen.is_parallel(Sequential(Dense(2, 5), "tanh", Dense(5, 2)))
     rng = np.random.default_rng(0)
     theta = model.init(rng, scheme="glorot")
-    rows = 3 * codegen.CHUNK_ROWS + 5                               # three chunks
+    rows = 3 * codegen.CHUNK_ROWS + 5              # four chunks of 96 or 97 rows
+    assert codegen.n_chunks(rows) == 4
+    assert [codegen.n_chunks(r) for r in (255, 256, 512, 513, 1024)] == [0, 4, 4, 8, 8]
     y, a = rng.normal(size=(rows, 64)), rng.normal(size=(rows, 64))
     results = []
     before = numba.get_num_threads()

@@ -21,7 +21,7 @@ from . import fastmath
 from .layers import Dense, Elementwise
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 9
+GENERATOR_VERSION = 10
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -76,10 +76,25 @@ BATCH_MIN_ROWS = 32
 #: off where a layer's matrix product is big enough for BLAS (docs/nn.md).
 BATCH_MIN_WIDTH = 16
 
-#: Rows per chunk of the parallel row loops; a batch of at least two chunks
-#: is split over Numba's threads (``NUMBA_NUM_THREADS``, or
-#: ``numba.set_num_threads``).
+#: Rows per chunk of the parallel row loops, at most; a batch of at least
+#: two such chunks is split over Numba's threads (``NUMBA_NUM_THREADS``, or
+#: ``numba.set_num_threads``), into a multiple of :data:`CHUNK_MULTIPLE`
+#: chunks.
 CHUNK_ROWS = 128
+
+#: The number of chunks is a multiple of this, so that 1, 2 or 4 threads
+#: get equal shares (414 rows in 3 chunks gave 2 threads a 2:1 split).
+CHUNK_MULTIPLE = 4
+
+
+def n_chunks(rows):
+    """The chunks a parallel kernel cuts ``rows`` rows into (0: one serial
+    loop): ``CHUNK_MULTIPLE * ceil(rows / (CHUNK_MULTIPLE * CHUNK_ROWS))``
+    chunks of at most ``CHUNK_ROWS`` rows, for at least two full chunks."""
+    if rows < 2 * CHUNK_ROWS:
+        return 0
+    per = CHUNK_MULTIPLE * CHUNK_ROWS
+    return CHUNK_MULTIPLE * ((rows + per - 1) // per)
 
 #: Networks with fewer parameters keep serial kernels only: their rows are too
 #: cheap to pay for handing chunks to threads, and a parallel kernel takes
@@ -118,8 +133,8 @@ def _vjp_range(t, y, theta, a, out_y, out_theta, r0, r1):
 '''
 
 #: Entry kernels of a parallel network: fewer than two chunks of rows run in
-#: one loop; more are split into ``rows // CHUNK_ROWS`` contiguous chunks, run
-#: by ``prange`` on Numba's threads.  In the VJP each chunk sums
+#: one loop; more are split into :func:`n_chunks` contiguous chunks, run by
+#: ``prange`` on Numba's threads.  In the VJP each chunk sums
 #: ``a . df/dtheta`` over its rows into its own row of ``partial`` and the
 #: chunks are added in order.  The chunks depend on the number of rows only,
 #: never on the number of threads, so results are the same bit for bit
@@ -158,7 +173,7 @@ def nn_rhs(t, y, theta, out):
     if n < {chunk} * 2:
         _rhs_rows(t, y, theta, out, 0, n)
     else:
-        _rhs_par(t, y, theta, out, n // {chunk})
+        _rhs_par(t, y, theta, out, {multiple} * ((n + {per} - 1) // {per}))
 
 
 @numba.njit(**_ENTRY)
@@ -168,7 +183,7 @@ def nn_vjp(t, y, theta, a, out_y, out_theta):
         out_theta[k] = 0.0
     if n < {chunk} * 2:
         return _vjp_rows(t, y, theta, a, out_y, out_theta, 0, n)
-    n_chunks = n // {chunk}
+    n_chunks = {multiple} * ((n + {per} - 1) // {per})
     partial = np.empty((n_chunks, {p}))
     dts = np.empty(n_chunks)
     _vjp_par(t, y, theta, a, out_y, partial, dts)
@@ -393,7 +408,8 @@ def generate(model):
         *([_batch_source(model), "", RANGE_SOURCE.format(batch_min=BATCH_MIN_ROWS), ""]
           if batched else []),
         (PARALLEL_SOURCE if is_parallel(model) else SERIAL_SOURCE).format(
-            d=d, p=model.n_params, chunk=CHUNK_ROWS,
+            d=d, p=model.n_params, chunk=CHUNK_ROWS, multiple=CHUNK_MULTIPLE,
+            per=CHUNK_MULTIPLE * CHUNK_ROWS,
             rhs="_rhs_range" if batched else "_rhs_rows",
             vjp="_vjp_range" if batched else "_vjp_rows"),
         "",
