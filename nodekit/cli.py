@@ -44,6 +44,22 @@ DEMOS = {
                    "1000 spirals, 300 iterations per model"),
 }
 
+#: The demos whose models train with ``gradient="adjoint"``: on a first run
+#: their compiled backward solve is compiled in a second process meanwhile
+#: (:mod:`nodekit._precompile`).
+ADJOINT_DEMOS = ("spiral", "digits")
+
+def prepare_demo(which):
+    """What ``nodekit demo <which>`` starts before the demo itself: on a first
+    run of a demo trained with adjoint gradients, the compile of the backward
+    solve in a second process (see :mod:`nodekit._precompile`).  Returns that
+    process (wait for it when the demo is done), or None."""
+    if which not in ADJOINT_DEMOS:
+        return None
+    from ._precompile import start_backsolve_compile
+    return start_backsolve_compile()
+
+
 #: Tolerances of the error-against-tolerance plot of ``nodekit demo solve``.
 SOLVE_TOLS = (1e-2, 1e-4, 1e-6, 1e-8, 1e-10)
 #: The closed-form cases of the validation suite that ``nodekit demo solve`` runs.
@@ -195,9 +211,14 @@ def _demo(args):
                            f"{' '.join(args.extra)}")
     if demo.module is None:
         return _demo_solve(args)
+    helper = prepare_demo(args.which)
     module = _import(demo.module)
     out = writable_folder(os.path.join(args.out, args.which))
-    status = getattr(module, demo.entry)(_demo_argv(args, out))
+    try:
+        status = getattr(module, demo.entry)(_demo_argv(args, out))
+    finally:
+        if helper is not None:
+            helper.wait()  # done long before: this process needed its result
     if args.which == "digits" and not status:
         # the paper's Figure 3 on the ODE-Net just trained
         fig_out = writable_folder(os.path.join(args.out, "figure3"))

@@ -72,3 +72,35 @@ def test_a_helper_writing_into_y_is_reported():
         check_vjp_first_call(nk.ODE(rhs_with_helper, vjp_helper_writes_y), 0.0, y, theta)
     np.testing.assert_array_equal(y, [1.0, 2.0])  # the caller's arrays are never touched
     assert _only_writable_signatures(_clobber)
+
+
+def test_backsolve_signature_is_that_of_every_call(monkeypatch):
+    # the second process of a first run compiles the backward solve from
+    # these types alone: they must be those of a real call, for any kernel
+    import autograd
+    import autograd.numpy as anp
+
+    from nodekit import _precompile, adjoint
+    from problems import LV, LV_THETA, LV_Y0
+    seen = []
+    run = adjoint.run_backsolve
+    monkeypatch.setattr(adjoint, "run_backsolve",
+                        lambda args: seen.append(tuple(map(numba.typeof, args))) or run(args))
+    ts = np.linspace(0.0, 1.0, 3)
+    autograd.grad(lambda th: anp.sum(nk.odeint(LV, LV_Y0, ts, th, gradient="adjoint")))(
+        LV_THETA)
+    sig = _precompile.backsolve_signature()
+    assert seen == [sig]
+    # compiled (and cached) now: no second process is started
+    assert _precompile.is_cached(adjoint.backsolve, sig)
+    assert _precompile.start_backsolve_compile() is None
+    assert not _precompile.is_cached(adjoint.backward_stops, sig)
+
+
+def test_demo_prepares_the_backward_solve_only_for_adjoint_demos(monkeypatch):
+    from nodekit import _precompile, cli
+    started = []
+    monkeypatch.setattr(_precompile, "start_backsolve_compile", lambda: started.append(1))
+    for which in cli.DEMOS:
+        cli.prepare_demo(which)
+    assert len(started) == len(cli.ADJOINT_DEMOS) and set(cli.ADJOINT_DEMOS) <= set(cli.DEMOS)
