@@ -49,6 +49,7 @@ DEMOS = {
 #: (:mod:`nodekit._precompile`).
 ADJOINT_DEMOS = ("spiral", "digits")
 
+
 def prepare_demo(which):
     """What ``nodekit demo <which>`` starts before the demo itself: on a first
     run of a demo trained with adjoint gradients, the compile of the backward
