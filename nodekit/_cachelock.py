@@ -65,7 +65,10 @@ def _locked(method, mode):
         except OSError:  # no folder yet (nothing to load) or not writable
             return method(self, *args, **kwargs)
         with handle:
-            fcntl.flock(handle, mode)
+            try:
+                fcntl.flock(handle, mode)
+            except OSError:  # a file system without locks: unlocked, as before
+                return method(self, *args, **kwargs)
             try:
                 return method(self, *args, **kwargs)
             finally:
@@ -135,6 +138,8 @@ def compile_lock_path(function, sig):
 
 
 def _acquire(handle, wait):
+    """Lock ``handle`` exclusively within ``wait`` seconds; False when the
+    wait runs out or the file system has no locks (``ENOLCK``, say)."""
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -144,6 +149,8 @@ def _acquire(handle, wait):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
+        except OSError:
+            return False
 
 
 @contextlib.contextmanager

@@ -150,3 +150,20 @@ def test_compile_lock_names_function_and_types():
     f = cached[0]
     a, b = (compile_lock_path(f, (t,)) for t in (types.float64, types.int64))
     assert a != b and os.path.dirname(a) == f._cache._cache_file._cache_path
+
+
+def test_a_file_system_without_locks_compiles_unlocked(tmp_path, monkeypatch):
+    # flock can fail with ENOLCK (some network file systems): the lock is
+    # then skipped, never the compile
+    import errno
+
+    from nodekit import _cachelock
+
+    def no_locks(handle, mode):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_cachelock.fcntl, "flock", no_locks)
+    entered = []
+    with _cachelock.exclusive(str(tmp_path / "x.lock"), wait=0.1):
+        entered.append(True)
+    assert entered
