@@ -217,6 +217,10 @@ def _demo(args):
     out = writable_folder(os.path.join(args.out, args.which))
     try:
         status = getattr(module, demo.entry)(_demo_argv(args, out))
+    except BaseException:  # Ctrl-C or a failure: do not wait for the compile
+        if helper is not None:
+            helper.kill()
+        raise
     finally:
         if helper is not None:
             helper.wait()  # done long before: this process needed its result
