@@ -33,15 +33,16 @@ def backsolve_signature():
     (as :func:`nodekit.adjoint.run_backsolve` passes them)."""
     from . import adjoint
     from ._kernel_type import KernelType
-    from .controllers import PIController
-    from .integrate import loop_tableau
     from .ode import RHS_GUARDED_SIG, VJP_GUARDED_SIG
-    from .tableaux import get_tableau
+    from .options import DEFAULT_CONTROLLER
+    from .primitive import backward_options
 
     vec = nb.types.float64[::1]
     mat = nb.types.float64[:, ::1]
-    back = adjoint.BacksolveOptions(loop_tableau(get_tableau("dopri5")), np.ones(3),
-                                    np.ones(3), 3, PIController().array, 1.0, 10, 0.0, True)
+    # the options record as a gradient builds it (any values: only the types count)
+    adj = backward_options(adjoint.strategy("adjoint"), "dopri5", 1e-6, 1e-9, None, None,
+                           None, False, 10, np.inf, None, DEFAULT_CONTROLLER)
+    back = adjoint.backsolve_options(adj, 1, 1)
     return (KernelType(RHS_GUARDED_SIG), KernelType(VJP_GUARDED_SIG), vec, vec, mat, mat,
             nb.types.float64, nb.typeof(back), vec, vec, vec, vec)
 
