@@ -354,9 +354,10 @@ def events_cfunc(gs):
 def _compile_lock(wrapper, key):
     """One process at a time compiles the guarded wrapper of cache key
     ``key`` (the others wait, then load it from the cache; see
-    :func:`nodekit._cachelock.exclusive`).  Every guarded wrapper is one
-    function of this file to Numba's cache, told apart by ``key``, so
-    Numba's own compile lock cannot tell two kernels apart here."""
+    :func:`nodekit._cachelock.exclusive`).  The wrappers are cfuncs, which
+    do not go through ``Dispatcher.compile`` and its package-wide compile
+    lock, and every one is the same function of this file to Numba's cache,
+    told apart by ``key`` only: the lock is named after ``key``."""
     path = None
     if key is not None and _cachelock.fcntl is not None:
         try:
