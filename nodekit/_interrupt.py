@@ -24,7 +24,6 @@ import ctypes
 import signal
 import sys
 import threading
-from contextlib import contextmanager
 
 import llvmlite.binding as llvm
 import numba as nb
@@ -157,14 +156,28 @@ def disarm():
         raise KeyboardInterrupt("nodekit: the compiled solve was interrupted (SIGINT)")
 
 
-@contextmanager
+class _Armed:
+    """The context manager :func:`armed` returns: a class rather than a
+    generator context, which costs more than a short compiled call."""
+
+    __slots__ = ("compiled",)
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+
+    def __enter__(self):
+        if self.compiled:
+            arm()
+
+    def __exit__(self, *exc_info):
+        if self.compiled:
+            disarm()
+        return False
+
+
+_ARMED_CONTEXT = {True: _Armed(True), False: _Armed(False)}
+
+
 def armed(compiled=True):
     """``arm()`` ... ``disarm()`` around a compiled call (no-op when not ``compiled``)."""
-    if not compiled:
-        yield
-        return
-    arm()
-    try:
-        yield
-    finally:
-        disarm()
+    return _ARMED_CONTEXT[bool(compiled)]

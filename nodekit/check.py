@@ -251,12 +251,12 @@ def check_vjp_first_call(ode, t, y, theta):
     ValueError
         Naming what the kernel does wrong, and pointing to :func:`check_ode`.
     """
-    y = np.ascontiguousarray(y, dtype=np.float64).ravel()
-    theta = np.ascontiguousarray(theta, dtype=np.float64).ravel()
-    key = (y.size, theta.size)
+    key = (np.size(y), np.size(theta))
     with _VJP_LOCK:
         if key in _VJP_CHECKED.get(ode, ()):
             return
+    y = np.ascontiguousarray(y, dtype=np.float64).ravel()
+    theta = np.ascontiguousarray(theta, dtype=np.float64).ravel()
     found = _structure_check("vjp", ode.vjp, _Point(float(t), y, theta, np.ones(y.size),
                                                     y.shape), raised=None)
     if found.passed is False:

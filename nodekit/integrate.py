@@ -8,7 +8,8 @@ import numpy as np
 from . import _checks, _implicit, _interrupt, _kernels
 from .controllers import PIController
 from .ode import ODE, events_cfunc
-from .options import DEFAULT_CONTROLLER, DEFAULTS as D, SOLVE, Options, explain_unknown
+from .options import (DEFAULT_CONTROLLER, DEFAULTS as D, SOLVE, Options, explain_unknown,
+                      remember)
 from ._warnings import StiffnessWarning
 from .tableaux import get_tableau
 
@@ -206,7 +207,7 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
     if known is None:
         rtol_a, atol_a, controller = _check_options(opts, y0, ts, stiff, tableau)
         if key is not None:
-            _remember(_VALID_OPTIONS, key, (stiff, tableau))
+            remember(_VALID_OPTIONS, key, (stiff, tableau))
     else:
         # equal option values passed every check above before; only the
         # checks that depend on this call's `t` and the state's size remain
@@ -214,8 +215,7 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
         # same object)
         _check_resolved_steps(opts, ts)
         controller = DEFAULT_CONTROLLER if opts.controller is None else opts.controller
-        rtol_a = _checks.tol_array(opts.rtol, y0.size)
-        atol_a = _checks.tol_array(opts.atol, y0.size)
+        rtol_a = atol_a = None  # plain scalars: see _forward_loop_options
     y0f = np.ascontiguousarray(y0.ravel())
     if compiled and system is None:
         fun.check_sizes(y0, theta)
@@ -232,15 +232,38 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
     if system is None:
         system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
                                     theta)
-    first_step, max_step, max_steps = opts.first_step, opts.max_step, opts.max_steps
     if stiff:
+        if rtol_a is None:
+            rtol_a = _checks.tol_array(opts.rtol, y0.size)
+            atol_a = _checks.tol_array(opts.atol, y0.size)
         return _implicit.run(fun, compiled, system, y0f, ts, theta, opts.method, rtol_a,
-                             atol_a, controller, first_step=first_step, max_step=max_step,
-                             max_steps=max_steps, dense=opts.dense, shape=shape)
-    return run(compiled, system, y0f, ts, tableau, rtol_a, atol_a, controller,
-               first_step=first_step, max_step=max_step, max_steps=max_steps,
-               step_size=opts.step_size, dense=opts.dense, jumps=jumps,
-               n_err=y0f.size if n_err is None else n_err, shape=shape)
+                             atol_a, controller, first_step=opts.first_step,
+                             max_step=opts.max_step, max_steps=opts.max_steps,
+                             dense=opts.dense, shape=shape)
+    opt = _forward_loop_options(opts, key, controller, (rtol_a, atol_a), y0f.size,
+                                y0f.size if n_err is None else n_err, jumps)
+    return run_with(compiled, system, y0f, ts, tableau, opt, shape)
+
+
+def _forward_loop_options(opts, key, controller, tols, n, n_err, jumps):
+    """The loop's options record (:func:`loop_options`) of a forward solve
+    with the checked ``opts``, remembered for the option ``key`` of
+    :func:`_options_key` (or None) with the state size ``n``, ``n_err``,
+    ``dense`` and ``jumps``: the loop only reads it.  ``tols``: the checked
+    per-component ``(rtol, atol)``, or ``(None, None)`` for the plain scalars
+    of a remembered key."""
+    memo_key = None if key is None else (key, n, n_err, bool(opts.dense), jumps)
+    opt = _LOOP_OPTIONS.get(memo_key) if memo_key is not None else None
+    if opt is None:
+        rtol, atol = tols
+        if rtol is None:
+            rtol, atol = _checks.tol_array(opts.rtol, n), _checks.tol_array(opts.atol, n)
+        opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=opts.first_step,
+                           max_step=opts.max_step, max_steps=opts.max_steps,
+                           step_size=opts.step_size, dense=opts.dense, jumps=jumps)
+        if memo_key is not None:
+            remember(_LOOP_OPTIONS, memo_key, opt)
+    return opt
 
 
 def _check_options(opts, y0, ts, stiff, tableau):
@@ -295,7 +318,10 @@ _KEY_TYPES = (("method", (str,)), ("rtol", (float,)), ("atol", (float,)),
 #: Option keys that passed every check of :func:`_check_options`:
 #: ``(stiff, tableau)``.
 _VALID_OPTIONS = {}
-_MEMO_SIZE = 256
+#: The loop's options record (:func:`loop_options`) of a remembered option
+#: key, state size, ``n_err``, ``dense`` and ``jumps``: built once (the loop
+#: only reads it).
+_LOOP_OPTIONS = {}
 
 
 def _options_key(opts, plain):
@@ -317,27 +343,27 @@ def _options_key(opts, plain):
             opts.max_steps, opts.step_size, opts.controller, plain)
 
 
-def _remember(memo, key, value):
-    """``memo[key] = value``, emptying ``memo`` first when it is full."""
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    memo[key] = value
-
-
 def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
         first_step=D.first_step, max_step=D.max_step, max_steps=D.max_steps,
         step_size=D.step_size, dense=D.dense, jumps=False, n_err=None, shape=None):
     """Run the loop on already-validated arrays (flat ``y0``, per-component
     ``rtol``/``atol``); returns ``(ys, info, dense)`` with ``ys`` of shape
     ``(m, n)``."""
+    opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=first_step,
+                       max_step=max_step, max_steps=max_steps, step_size=step_size,
+                       dense=dense, jumps=jumps)
+    return run_with(compiled, system, y0, ts, tableau, opt, shape)
+
+
+def run_with(compiled, system, y0, ts, tableau, opt, shape=None):
+    """:func:`run` with the loop's options record ``opt`` already built
+    (:func:`loop_options`)."""
     n = y0.size
     shape = (n,) if shape is None else shape
     out = np.empty((ts.size, n))
     out.fill(np.nan)  # (np.full costs a few microseconds more)
     fault = np.zeros(n + 2)
-    opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=first_step,
-                       max_step=max_step, max_steps=max_steps, step_size=step_size,
-                       dense=dense, jumps=jumps)
+    max_steps, dense = opt.max_steps, opt.dense
     stats, record = run_loop(compiled, (system, y0, ts, loop_tableau(tableau), opt, out,
                                         fault))
     status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out, _, t_stiff = stats
@@ -353,7 +379,7 @@ def run(compiled, system, y0, ts, tableau, rtol, atol, controller, *,
         info["message"] = STATUS_MESSAGES[info["status"]].format(
             t=info["t_reached"], h=info["h_last"], **{k: info[k] for k in (
                 "nsteps", "nfev", "naccept", "nreject", "max_steps")})
-        if status == _kernels.FAILED_NONFINITE and step_size is not None:
+        if status == _kernels.FAILED_NONFINITE and opt.fixed_step > 0.0:
             info["message"] += FIXED_STEP_ADVICE
     else:
         info["message"] = STATUS_MESSAGES[0]
@@ -573,7 +599,7 @@ def run_loop(compiled, args):
         _kernels.integrate_entry.compile(sig)
         hit = _ENTRY[kind] = (_kernels.integrate_entry.overloads[sig].entry_point,
                               system_layout(args[0]))
-    _interrupt.arm()  # not `with armed()`: a generator context costs more than the call
+    _interrupt.arm()  # not `with armed()`: the context manager costs 0.3 us more
     try:
         return hit[0](*args)
     finally:

@@ -59,6 +59,19 @@ ODEINT = FORWARD + ("gradient", "adjoint_method", "adjoint_rtol", "adjoint_atol"
                     "seminorm", "checkpoints", "stats")
 
 
+#: The most entries a memo of checked options holds (see :func:`remember`).
+MEMO_SIZE = 256
+
+
+def remember(memo, key, value):
+    """``memo[key] = value``, emptying ``memo`` first when it holds
+    :data:`MEMO_SIZE` entries (the memos of checked options stay small
+    whatever a program passes)."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
 def explain_unknown(names):
     """Decorate a public entry point whose options ``names`` are keyword-only
     parameters: Python's ``TypeError`` for an unknown keyword becomes

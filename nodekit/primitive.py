@@ -4,6 +4,7 @@ The only module that touches ``autograd.extend``.  One backward solve serves
 every requested argument (``defvjp_argnums``), and only the gradients asked
 for are formed.
 """
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -16,7 +17,9 @@ from ._checkpoint import DEFAULT_CHECKPOINTS
 from .check import check_vjp_first_call
 from ._errors import SolveError
 from .ode import ODE
-from .options import DEFAULT_CONTROLLER, DEFAULTS as D, ODEINT, Options, explain_unknown
+from .controllers import PIController
+from .options import (DEFAULT_CONTROLLER, DEFAULTS as D, ODEINT, Options, explain_unknown,
+                      remember)
 from .tableaux import get_tableau
 from ._implicit import is_stiff, stiff_tableau
 from .tableaux.esdirk import ESDIRKTableau
@@ -233,14 +236,42 @@ def odeint(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
     return _odeint(y0, t, theta, _Config(fun, opts, gradient, adj, theta_none, stats, slot))
 
 
-def backward_options(gradient, method, rtol, atol, adjoint_method, adjoint_rtol,
-                     adjoint_atol, seminorm, max_steps, max_step, step_size, controller):
+#: Exact types of the arguments of :func:`backward_options` whose results are
+#: remembered (after the strategy; ``bool`` is not ``int`` here).
+_BACKWARD_KEY_TYPES = ((str,), (float,), (float,), (type(None), str), (type(None), float),
+                       (type(None), float), (bool,), (int,), (float, int),
+                       (type(None), float, int), (PIController,))
+#: Results of :func:`backward_options` by arguments of those types.
+_BACKWARD_OPTIONS = {}
+
+
+def backward_options(gradient, *args):
     """The options of the backward solve of ``gradient`` (a strategy of
     :mod:`nodekit.adjoint`), checked, from :func:`odeint`'s arguments
-    (``controller`` already resolved): the tableau (and ``stiff``: whether it
-    is a stiff one), scalar tolerances (the
-    tightest forward ones by default), ``seminorm``, ``max_steps``,
-    ``max_step``, ``controller`` and the fixed ``step_size`` (or None)."""
+    ``method, rtol, atol, adjoint_method, adjoint_rtol, adjoint_atol,
+    seminorm, max_steps, max_step, step_size, controller`` (``controller``
+    already resolved): a read-only mapping of the tableau (and ``stiff``:
+    whether it is a stiff one), scalar tolerances (the tightest forward ones
+    by default), ``seminorm``, ``max_steps``, ``max_step``, ``controller``
+    and the fixed ``step_size`` (or None).
+
+    Remembered for arguments of the plain types of
+    :data:`_BACKWARD_KEY_TYPES` (a pure function of them: every training
+    iteration passes the same options).
+    """
+    key = (gradient,) + args if all(
+        type(a) in types for a, types in zip(args, _BACKWARD_KEY_TYPES)) else None
+    adj = _BACKWARD_OPTIONS.get(key) if key is not None else None
+    if adj is None:
+        adj = MappingProxyType(_backward_options(gradient, *args))
+        if key is not None:
+            remember(_BACKWARD_OPTIONS, key, adj)
+    return adj
+
+
+def _backward_options(gradient, method, rtol, atol, adjoint_method, adjoint_rtol,
+                      adjoint_atol, seminorm, max_steps, max_step, step_size, controller):
+    """:func:`backward_options`, computed."""
     backward_method = adjoint_method or _backward_method(method)
     stiff = is_stiff(backward_method)
     adjoint_tableau = stiff_tableau(backward_method) if stiff else get_tableau(backward_method)

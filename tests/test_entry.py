@@ -1,6 +1,8 @@
-"""The fixed cost of ``nk.solve``'s entry: the checks of plain option values
-are remembered by key (``nodekit.integrate._VALID_OPTIONS``).  A remembered
-key must never let an invalid value through, and a solve must return the
+"""The fixed cost of ``nk.solve``'s and ``nk.odeint``'s entry: the checks of
+plain option values are remembered by key (``nodekit.integrate._VALID_OPTIONS``,
+with the loop's options record in ``_LOOP_OPTIONS``, and the backward
+options in ``nodekit.primitive._BACKWARD_OPTIONS``).  A remembered key must
+never let an invalid value through, and a solve or gradient must return the
 same bits whether its options were remembered or checked afresh."""
 import math
 
@@ -8,18 +10,23 @@ import numpy as np
 import pytest
 
 import nodekit as nk
-from nodekit import integrate
+from nodekit import integrate, options, primitive
 
 from problems import LINEAR, LV, LV_THETA, LV_Y0, lv_py
 
 T = np.linspace(0.0, 1.0, 5)
 
 
+MEMOS = (integrate._VALID_OPTIONS, integrate._LOOP_OPTIONS, primitive._BACKWARD_OPTIONS)
+
+
 @pytest.fixture(autouse=True)
 def empty_memo():
-    integrate._VALID_OPTIONS.clear()
+    for memo in MEMOS:
+        memo.clear()
     yield
-    integrate._VALID_OPTIONS.clear()
+    for memo in MEMOS:
+        memo.clear()
 
 
 def solve(fun=LV, y0=LV_Y0, t=T, theta=LV_THETA, **kwargs):
@@ -162,10 +169,14 @@ def test_dense_and_events_are_not_part_of_the_key():
     assert len(c.t_events[0]) >= 1
 
 
-def test_the_memo_stays_bounded():
-    for i in range(integrate._MEMO_SIZE + 10):
-        solve(t=np.array([0.0, 0.1]), rtol=1e-6 * (1 + i))
-    assert 0 < len(integrate._VALID_OPTIONS) <= integrate._MEMO_SIZE
+def test_the_memos_stay_bounded():
+    from autograd import grad
+    for i in range(options.MEMO_SIZE + 10):
+        rtol = 1e-6 * (1 + i)
+        solve(t=np.array([0.0, 0.1]), rtol=rtol)
+        nk.odeint(LV, LV_Y0, np.array([0.0, 0.1]), LV_THETA, rtol=rtol)
+    for memo in MEMOS:
+        assert 0 < len(memo) <= options.MEMO_SIZE
 
 
 # every kind of solve the memo serves: the same bits with the memo as without
@@ -199,6 +210,69 @@ def test_results_are_bit_identical_with_and_without_the_memo(kwargs, monkeypatch
     monkeypatch.setattr(integrate, "_options_key", lambda opts, plain: None)
     unmemoised = _fingerprint(solve(**kwargs))
     assert first == remembered == unmemoised
+
+
+def test_the_loop_options_follow_dense_and_the_state_size():
+    a = solve(rtol=1e-8)
+    b = solve(rtol=1e-8, dense=True)
+    assert a.dense is None and b.dense is not None
+    keys = {(k[1], k[3]) for k in integrate._LOOP_OPTIONS}
+    assert keys == {(2, False), (2, True)}  # (state size, dense)
+    for opt in integrate._LOOP_OPTIONS.values():
+        assert opt.rtol.size == opt.atol.size == 2 and opt.rtol[0] == 1e-8
+
+
+GRADIENT_CASES = [
+    dict(),
+    dict(gradient="discrete", rtol=1e-8),
+    dict(gradient="interpolated", seminorm=True),
+    dict(adjoint_method="tsit5", adjoint_rtol=1e-7, adjoint_atol=1e-9),
+    dict(method="rk4", step_size=0.01),
+    dict(max_steps=500, max_step=0.1),
+]
+
+
+@pytest.mark.parametrize("kwargs", GRADIENT_CASES, ids=lambda k: ",".join(
+    f"{a}={b}" for a, b in k.items()) or "defaults")
+def test_gradients_are_bit_identical_with_and_without_the_backward_memo(kwargs,
+                                                                        monkeypatch):
+    from autograd import grad
+
+    def loss(theta):
+        return (nk.odeint(LV, LV_Y0, T, theta, **kwargs) ** 2).sum()
+
+    first = grad(loss)(LV_THETA)
+    assert primitive._BACKWARD_OPTIONS
+    remembered = grad(loss)(LV_THETA)
+    # no argument has a remembered type: nothing is remembered
+    monkeypatch.setattr(primitive, "_BACKWARD_KEY_TYPES", ((),) * 11)
+    primitive._BACKWARD_OPTIONS.clear()
+    unmemoised = grad(loss)(LV_THETA)
+    assert not primitive._BACKWARD_OPTIONS
+    np.testing.assert_array_equal(first, remembered)
+    np.testing.assert_array_equal(first, unmemoised)
+
+
+@pytest.mark.parametrize("valid, invalid, match", [
+    (dict(max_steps=10), dict(max_steps=True), "`max_steps` must be a positive integer"),
+    (dict(adjoint_rtol=1e-6), dict(adjoint_rtol=-1e-6), "`adjoint_rtol` must be a positive"),
+    (dict(adjoint_atol=1e-9), dict(adjoint_atol=math.nan), "`adjoint_atol` must be a positive"),
+    (dict(adjoint_method="dopri5"), dict(adjoint_method="nope"), "nope"),
+    (dict(), dict(gradient="adjoint", atol=0.0), "pure relative test"),
+])
+def test_a_remembered_backward_option_lets_no_invalid_one_through(valid, invalid, match):
+    nk.odeint(LV, LV_Y0, T, LV_THETA, **valid)
+    assert primitive._BACKWARD_OPTIONS
+    with pytest.raises((ValueError, TypeError), match=match):
+        nk.odeint(LV, LV_Y0, T, LV_THETA, **invalid)
+
+
+def test_the_remembered_backward_options_are_read_only():
+    adj = primitive.backward_options(nk.adjoint.strategy("adjoint"), "dopri5", 1e-6, 1e-9,
+                                     None, None, None, False, 100, math.inf, None,
+                                     nk.PIController())
+    with pytest.raises(TypeError):
+        adj["rtol"] = 1.0
 
 
 def test_odeint_forward_after_a_remembered_solve():
