@@ -84,12 +84,11 @@ def next_proposal(t_grid, h_grid, y_grid, K_grid, count, h_abs, t_end, B, E, E2,
     for k in range(count):
         t = t_grid[k]
         h = h_grid[k]
-        min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
         hp = h_abs
         if hp > max_step:
             hp = max_step
-        elif hp < min_step:
-            hp = min_step
+        elif _kernels.below_min_step(hp, t, direction):
+            hp = _kernels.min_step_at(t, direction)
         t_new = t + direction * hp
         if direction * (t_new - t_end) > 0.0:
             t_new = t_end

@@ -57,9 +57,9 @@ from ._implicit import (iteration_matrix, jacobian_y, lu_factor, lu_solve, stiff
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
                        FAILED_STEP_UNDERFLOW, SUCCESS, add_into, add_outer_prefix, add_row,
-                       all_finite, checked_evaluate, combine, copy_into, new_record,
-                       outer_into, propose, record_step, row_is_zero, set_row, stage_input,
-                       start)
+                       all_finite, below_min_step, checked_evaluate, combine, copy_into,
+                       new_record, outer_into, propose, record_step, row_is_zero, set_row,
+                       stage_input, start)
 from .controllers import accept_factor, error_norm, reject_factor, scaled_rms
 
 _jit = _jitflags.jit
@@ -267,7 +267,7 @@ def esdirk(system, jac, plan, theta, y0, ts, etab, opt, out, fault):
             jac_current = True
             h_lu = 0.0
         t_stop = ts[n_out]
-        t_new, h_abs, min_step = propose(t, t0, h_abs, t_stop, direction, 0, opt)
+        t_new, h_abs = propose(t, t0, h_abs, t_stop, direction, 0, opt)
         h_proposed = h_abs
         h = t_new - t
 
@@ -297,7 +297,7 @@ def esdirk(system, jac, plan, theta, y0, ts, etab, opt, out, fault):
                 need_jac = True
             else:
                 h_abs = abs(h) * 0.5
-                if h_abs < min_step:
+                if below_min_step(h_abs, t, direction):
                     status = FAILED_STEP_UNDERFLOW
                     break
             continue
@@ -310,7 +310,7 @@ def esdirk(system, jac, plan, theta, y0, ts, etab, opt, out, fault):
             rejected = True
             if etab.smooth_error and not jac_current:
                 need_jac = True    # the filtered estimate needs a current J
-            if h_abs < min_step:
+            if below_min_step(h_abs, t, direction):
                 status = FAILED_NONFINITE if not math.isfinite(err) \
                     else FAILED_STEP_UNDERFLOW
                 break

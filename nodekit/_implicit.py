@@ -35,9 +35,10 @@ import numpy as np
 from . import _interrupt, _jitflags, _kernels
 from ._interrupt import INTERRUPTED, interrupted
 from ._kernels import (FAILED_KERNEL, FAILED_MAX_STEPS, FAILED_NONFINITE,
-                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, apply_jump, checked_evaluate,
-                       combine, copy_into, dense_weights, new_record, note_fault, propose,
-                       record_step, set_row, stack_record, stage_input, start)
+                       FAILED_STEP_UNDERFLOW, SUCCESS, all_finite, apply_jump, below_min_step,
+                       checked_evaluate, combine, copy_into, dense_weights, new_record,
+                       note_fault, propose, record_step, set_row, stack_record, stage_input,
+                       start)
 from .controllers import accept_factor, error_norm, reject_factor
 
 _jit = _jitflags.jit
@@ -448,7 +449,7 @@ def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
                 break
             fresh = False
         t_stop = ts[n_out] if opt.jumps else t_end
-        t_new, h_abs, min_step = propose(t, t0, h_abs, t_stop, direction, 0, opt)
+        t_new, h_abs = propose(t, t0, h_abs, t_stop, direction, 0, opt)
         h_proposed = h_abs
         h = t_new - t
 
@@ -478,7 +479,7 @@ def rosenbrock(system, jac, plan, theta, y0, ts, rtab, opt, out, fault):
             nreject += 1
             h_abs = abs(h) * reject_factor(err, exponent, ctrl)
             rejected = True
-            if h_abs < min_step:
+            if below_min_step(h_abs, t, direction):
                 status = FAILED_NONFINITE if not math.isfinite(err) \
                     else FAILED_STEP_UNDERFLOW
                 break

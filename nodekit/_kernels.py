@@ -1107,28 +1107,42 @@ def stiffness_test(count, h, t_new, y, ynew, K, tab, tmp):
 
 
 @_inline
+def min_step_at(t, direction):
+    """The smallest step ``t`` resolves: 10 spacings of floats at ``t``
+    toward ``direction``."""
+    return 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
+
+
+@_inline
+def below_min_step(h_abs, t, direction):
+    """``h_abs < min_step_at(t, direction)``, with the spacing (a
+    ``nextafter`` call) computed only when ``h_abs`` is near it:
+    ``11 (|t| 2**-52 + 2**-1074)`` bounds the smallest step from above."""
+    return (h_abs < 11.0 * (abs(t) * 2.220446049250313e-16 + 5e-324)
+            and h_abs < min_step_at(t, direction))
+
+
+@_inline
 def propose(t, t0, h_abs, t_stop, direction, n_fixed, opt):
     """The end ``t_new`` of the next step from ``t``.
 
-    Returns ``(t_new, h_abs, min_step)``: the step size clipped to
-    ``[min_step, max_step]`` (adaptive) and the smallest step ``t`` resolves.
-    A step never passes ``t_stop``; fixed steps are counted from ``t0`` so
-    that rounding does not accumulate.
+    Returns ``(t_new, h_abs)``: the step size clipped to ``[min_step_at(t),
+    max_step]`` (adaptive).  A step never passes ``t_stop``; fixed steps are
+    counted from ``t0`` so that rounding does not accumulate.
     """
-    min_step = 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
     if opt.fixed_step > 0.0:
         t_new = t0 + direction * (n_fixed + 1) * opt.fixed_step
         if direction * (t_stop - t_new) < 1e-9 * opt.fixed_step:
             t_new = t_stop
-        return t_new, h_abs, min_step
+        return t_new, h_abs
     if h_abs > opt.max_step:
         h_abs = opt.max_step
-    elif h_abs < min_step:
-        h_abs = min_step
+    elif below_min_step(h_abs, t, direction):
+        h_abs = min_step_at(t, direction)
     t_new = t + direction * h_abs
     if direction * (t_new - t_stop) > 0.0:
         t_new = t_stop
-    return t_new, h_abs, min_step
+    return t_new, h_abs
 
 
 @_inline
@@ -1211,7 +1225,7 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
             status = INTERRUPTED
             break
         t_stop = ts[n_out] if opt.jumps else t_end
-        t_new, h_abs, min_step = propose(t, t0, h_abs, t_stop, direction, n_fixed, opt)
+        t_new, h_abs = propose(t, t0, h_abs, t_stop, direction, n_fixed, opt)
         h_proposed = h_abs
         h = t_new - t
         h_abs = abs(h)
@@ -1238,7 +1252,7 @@ def _integrate(system, y0, ts, tab, opt, out, fault, work, rec, hits):
                 nreject += 1
                 h_abs *= reject_factor(err, exponent, opt.ctrl)
                 rejected = True
-                if h_abs < min_step:
+                if below_min_step(h_abs, t, direction):
                     status = FAILED_NONFINITE if not math.isfinite(err) \
                         else FAILED_STEP_UNDERFLOW
                     break

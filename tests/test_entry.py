@@ -170,7 +170,6 @@ def test_dense_and_events_are_not_part_of_the_key():
 
 
 def test_the_memos_stay_bounded():
-    from autograd import grad
     for i in range(options.MEMO_SIZE + 10):
         rtol = 1e-6 * (1 + i)
         solve(t=np.array([0.0, 0.1]), rtol=rtol)

@@ -295,3 +295,25 @@ def test_a_dense_record_of_many_steps_equals_the_interpreted_loop():
     np.testing.assert_array_equal(compiled.dense.t_grid, py.dense.t_grid)
     np.testing.assert_allclose(compiled.dense.K_grid, py.dense.K_grid, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(compiled.dense(tq), py.dense(tq), rtol=1e-12, atol=1e-12)
+
+
+@numba.njit
+def _below_min_step_compiled(h, t, direction):
+    return _kernels.below_min_step(h, t, direction), _kernels.min_step_at(t, direction)
+
+
+def test_the_cheap_min_step_test_equals_the_exact_one():
+    # the loop compares a step with the smallest one t resolves only when a
+    # cheap upper bound says it may be below it: the answer must be the same
+    tiny = 5e-324
+    times = [0.0, tiny, -tiny, 1e-310, 2.0 ** -1022, 1.0, -1.0, 2.0, 3.0, -4.0, 1e16,
+             -1e16, 2.0 ** 60, 1e300, np.nextafter(1.0, 0.0), 0.1, -7.5e-200]
+    for t in times:
+        for direction in (1.0, -1.0):
+            _, exact = _below_min_step_compiled(1.0, t, direction)
+            assert exact == 10.0 * abs(np.nextafter(t, direction * np.inf) - t)
+            hs = [exact, np.nextafter(exact, 0.0), np.nextafter(exact, np.inf), exact * 0.5,
+                  exact * 1.05, exact * 1.2, exact * 2.0, exact * 1e3, tiny, 1.0]
+            for h in hs:
+                below, _ = _below_min_step_compiled(h, t, direction)
+                assert below == (h < exact), (h, t, direction)
