@@ -332,7 +332,7 @@ def _options_key(opts, plain):
 
     Equal keys pass or fail the same checks: every value has one of the
     exact types of :data:`_KEY_TYPES`, where ``==`` means the same option
-    (NaN, which equals nothing, never hits).
+    (a NaN fails its check, so no key holding one is remembered).
     """
     for name, types in _KEY_TYPES:
         if type(getattr(opts, name)) not in types:
@@ -367,9 +367,9 @@ def run_with(compiled, system, y0, ts, tableau, opt, shape=None):
     stats, record = run_loop(compiled, (system, y0, ts, loop_tableau(tableau), opt, out,
                                         fault))
     status, t_reached, h_last, nfev, nsteps, naccept, nreject, n_out, _, t_stiff = stats
-    info = dict(status=int(status), t_reached=float(t_reached), h_last=float(h_last),
-                nfev=int(nfev), nsteps=int(nsteps), naccept=int(naccept),
-                nreject=int(nreject), n_out=int(n_out), max_steps=int(max_steps),
+    # (run_loop returns Python ints and floats)
+    info = dict(status=status, t_reached=t_reached, h_last=h_last, nfev=nfev, nsteps=nsteps,
+                naccept=naccept, nreject=nreject, n_out=n_out, max_steps=max_steps,
                 method=tableau.name, shape=shape, t=ts,
                 event_hits=_NO_HITS if record is None else record[4])
     if status == _kernels.FAILED_KERNEL:
@@ -585,8 +585,9 @@ def run_loop(compiled, args):
     the entry point would not) or interpreted.
 
     Returns ``(stats, record)`` as :func:`nodekit._kernels.integrate_entry`
-    does: the scalar fields of a :class:`nodekit._kernels.LoopResult`, and
-    its arrays or ``None`` when the run recorded nothing."""
+    does: the scalar fields of a :class:`nodekit._kernels.LoopResult` (as
+    Python ``int`` and ``float``), and its arrays or ``None`` when the run
+    recorded nothing."""
     if not compiled:
         return _split_result(_kernels.integrate_py(*args))
     # one compiled loop per type of system
@@ -608,8 +609,10 @@ def run_loop(compiled, args):
 
 def _split_result(res):
     """``(stats, record)`` of a :class:`nodekit._kernels.LoopResult`, as
-    :func:`nodekit._kernels.integrate_entry` returns them."""
-    return (tuple(getattr(res, name) for name in _kernels.STATS_FIELDS),
+    :func:`nodekit._kernels.integrate_entry` returns them (the interpreted
+    loop's NumPy scalars as Python ``int`` and ``float``)."""
+    return (tuple(v.item() if isinstance(v, np.generic) else v
+                  for v in (getattr(res, name) for name in _kernels.STATS_FIELDS)),
             tuple(getattr(res, name) for name in _kernels.RECORD_FIELDS))
 
 

@@ -166,6 +166,19 @@ def test_odeint_gradient_matches_python_path():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
+def test_row_loops_compile_once_for_every_caller():
+    # the compiled entries, the interpreted first call and the chunks all pass
+    # int64 row bounds: no second compile for a literal 0
+    model = Sequential(Power(3), Dense(2, 7), "tanh", Dense(7, 2))
+    theta = model.init(3)
+    y0 = np.random.default_rng(1).normal(size=(6, 2))
+    autograd.grad(lambda th: np.sum(model.odeint(y0, [0.0, 0.2], th) ** 2))(theta)
+    names = model.ode.rhs.py_func.__globals__
+    for name in ("_rhs_rows", "_vjp_rows"):
+        sigs = names[name].signatures
+        assert len(sigs) == 1 and "Literal" not in str(sigs), (name, sigs)
+
+
 def test_unpack_pack_and_views():
     model = Sequential(Power(3), Dense(2, 4), "tanh", TimeDense(4, 2))
     assert model.param_names == ["1.W", "1.b", "3.W", "3.b"]
@@ -360,6 +373,58 @@ def test_parallel_kernels_load_from_numba_cache_in_a_new_process():
     for res in out:
         assert res.returncode == 0, res.stderr[-2000:]
     assert out[0].stdout == out[1].stdout and float(out[0].stdout) != 0.0
+
+
+_COLD_WARM = """
+import sys
+import numpy as np
+import nodekit as nk
+from nodekit.nn import Dense, Power, Sequential
+from nodekit.nn.hyper import PlanarHyper
+from nodekit.nn.trace import cnf_ode
+model = eval(sys.argv[1])
+rows = int(sys.argv[2])
+rng = np.random.default_rng(0)
+theta = model.init(rng) + 0.1 * rng.normal(size=model.n_params)
+if sys.argv[3] == "cnf":  # the augmented state [z, log-density] of a CNF
+    ode, width = cnf_ode(model, "exact"), model.dim + 1
+else:
+    ode, width = model.ode, model.dim
+y = rng.normal(size=rows * width)
+a = rng.normal(size=rows * width)
+f, gy, gth = np.empty(y.size), np.empty(y.size), np.empty(model.n_params)
+ode.rhs(0.3, y, theta, f)
+ode.vjp(0.3, y, theta, a, gy, gth)
+sys.stdout.write(np.concatenate([f, gy, gth]).tobytes().hex())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, rows, kind", [
+    ("Sequential(Power(3), Dense(2, 50), 'tanh', Dense(50, 2))", 64, "ode"),  # row loops
+    ("Sequential(Dense(3, 24), 'tanh', Dense(24, 24), 'softplus', Dense(24, 3))", 40,
+     "ode"),                                                                  # batched
+    ("Sequential(Dense(2, 40), 'tanh', Dense(40, 40), 'tanh', Dense(40, 2))", 300,
+     "ode"),                                                                  # parallel
+    ("Sequential(Dense(2, 16), 'tanh', Dense(16, 2))", 30, "cnf"),
+    ("PlanarHyper(2, width=8, hidden=8)", 30, "cnf"),
+], ids=["rows", "batched", "parallel", "cnf", "cnf-planar"])
+def test_a_process_that_compiles_the_kernels_and_one_that_loads_them_agree_bit_for_bit(
+        model, rows, kind, tmp_path):
+    # the first process compiles every kernel (each called function on its
+    # own first), the second loads the kernels from the caches it left: both
+    # must run the same code, not the callers' own copies of the row loops
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"), NODEKIT_CACHE=str(tmp_path / "nk"))
+    out = [subprocess.run([sys.executable, "-c", _COLD_WARM, model, str(rows), kind],
+                          env=env, capture_output=True, text=True) for _ in range(2)]
+    for res in out:
+        assert res.returncode == 0, res.stderr[-2000:]
+    cold = np.frombuffer(bytes.fromhex(out[0].stdout))
+    warm = np.frombuffer(bytes.fromhex(out[1].stdout))
+    assert cold.size == warm.size > 0 and np.all(np.isfinite(cold))
+    np.testing.assert_array_equal(cold, warm)
 
 
 @pytest.mark.parametrize("batch", [1, 3])

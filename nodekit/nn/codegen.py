@@ -21,7 +21,7 @@ from . import fastmath
 from .layers import Dense, Elementwise
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 10
+GENERATOR_VERSION = 11
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -101,18 +101,21 @@ def n_chunks(rows):
 #: several seconds longer to compile.
 PARALLEL_MIN_PARAMS = 1000
 
-#: Entry kernels of a serial network.
+#: Entry kernels of a serial network.  The first row is passed as
+#: ``np.int64(0)``, not ``0``: Numba types a literal argument as
+#: ``Literal[int](0)`` and compiles the row loops a second time for it, next
+#: to the ``int64`` of the interpreted first call and of the chunks.
 SERIAL_SOURCE = '''
 @numba.njit(**_ENTRY)
 def nn_rhs(t, y, theta, out):
-    {rhs}(t, y, theta, out, 0, y.size // {d})
+    {rhs}(t, y, theta, out, np.int64(0), y.size // {d})
 
 
 @numba.njit(**_ENTRY)
 def nn_vjp(t, y, theta, a, out_y, out_theta):
     for k in range({p}):
         out_theta[k] = 0.0
-    return {vjp}(t, y, theta, a, out_y, out_theta, 0, y.size // {d})
+    return {vjp}(t, y, theta, a, out_y, out_theta, np.int64(0), y.size // {d})
 '''
 
 #: Rows ``r0:r1`` by the row loops or the batched kernels, by their number.
@@ -171,7 +174,7 @@ def _vjp_par(t, y, theta, a, out_y, partial, dts):
 def nn_rhs(t, y, theta, out):
     n = y.size // {d}
     if n < {chunk} * 2:
-        _rhs_rows(t, y, theta, out, 0, n)
+        _rhs_rows(t, y, theta, out, np.int64(0), n)
     else:
         _rhs_par(t, y, theta, out, {multiple} * ((n + {per} - 1) // {per}))
 
@@ -182,7 +185,7 @@ def nn_vjp(t, y, theta, a, out_y, out_theta):
     for k in range({p}):
         out_theta[k] = 0.0
     if n < {chunk} * 2:
-        return _vjp_rows(t, y, theta, a, out_y, out_theta, 0, n)
+        return _vjp_rows(t, y, theta, a, out_y, out_theta, np.int64(0), n)
     n_chunks = {multiple} * ((n + {per} - 1) // {per})
     partial = np.empty((n_chunks, {p}))
     dts = np.empty(n_chunks)
@@ -414,8 +417,64 @@ def generate(model):
             vjp="_vjp_range" if batched else "_vjp_rows"),
         "",
         JAC_SOURCE.format(d=d, p=model.n_params),
+        "",
+        _callees_source(model, batched),
     ]
     return "\n".join(src)
+
+
+#: Argument types of the row loops, as source text (``V``: a C-contiguous
+#: float64 vector; see :func:`callees_source`).
+_ROWS_TYPES = "(float64, V, V, V, int64, int64)"
+_VJP_ROWS_TYPES = "(float64, V, V, V, V, V, int64, int64)"
+
+
+def _callees_source(model, batched):
+    """``_CALLEES`` of a network's module (see :func:`callees_source`)."""
+    pairs = [("_rhs_rows", _ROWS_TYPES), ("_vjp_rows", _VJP_ROWS_TYPES)]
+    if batched:
+        pairs += [("_rhs_batch", _ROWS_TYPES), ("_vjp_batch", _VJP_ROWS_TYPES),
+                  ("_rhs_range", _ROWS_TYPES), ("_vjp_range", _VJP_ROWS_TYPES)]
+    if is_parallel(model):
+        pairs += [("_rhs_par", "(float64, V, V, V, int64)"),
+                  ("_vjp_par", "(float64, V, V, V, V, M, V)")]
+    pairs.append(("nn_vjp", "(float64, V, V, V, V, V)"))  # called by nn_jac
+    return callees_source(pairs)
+
+
+def callees_source(pairs):
+    """Source of ``_CALLEES``: ``(function, argument types)`` of every compiled
+    function of a generated module that another compiled function calls,
+    with the types it is called with (text over ``float64``, ``int64``, ``V``
+    = ``float64[::1]`` and ``M`` = ``float64[:, ::1]``), callees before their
+    callers.  :func:`load_callees` reads it."""
+    return "\n".join([
+        "# The compiled functions the kernels call, with the types they are called",
+        "# with, callees first (nodekit.nn.codegen.load_callees).",
+        "float64, int64 = numba.float64, numba.int64",
+        "V, M = numba.float64[::1], numba.float64[:, ::1]",
+        "_CALLEES = (",
+        *[f"    ({name}, {types})," for name, types in pairs],
+        ")",
+    ])
+
+
+def load_callees(module):
+    """Compile, or load from Numba's cache, every function listed in the
+    generated ``module``'s ``_CALLEES``, before any kernel that calls them.
+
+    A compiled caller carries its own copy of each function it calls,
+    optimised again inside the caller; with the row loops' fast-math flags
+    that copy can round differently from the function compiled on its own.
+    Numba's JIT links a call to a function already loaded in the process to
+    that function, and loading the caller from the disk cache loads only the
+    caller.  So without this, a process that compiled the kernels (every
+    callee compiled on its own first) and one that loaded them from the
+    cache (the callers' copies) computed results that differ in the last
+    bits.  Loading the callees first makes every process run the same code.
+    """
+    for fn, types in module._CALLEES:
+        fn.compile(types)
 
 
 def cache_dir():
@@ -454,6 +513,7 @@ class NetODE(ODE):
         module = load_kernels(model)
         self.spec = model.spec()
         self._model = model
+        load_callees(module)
         super().__init__(module.nn_rhs, module.nn_vjp, module.nn_jac, name=repr(model))
         # theta has n_params entries; y holds rows of width dim (any number of rows)
         self.n_theta, self.state_width = model.n_params, model.dim

@@ -149,7 +149,7 @@ class PlanarHyper:
         check_trace(trace)
         return "\n".join(_header(f"CNF of {self!r}, trace={trace!r}", codegen.FASTMATH)
                          + _planar_kernels(self, trace == "hutchinson")
-                         + _entry_points())
+                         + _entry_points([("_hyper", "(float64, V, V, V)")]))
 
 
 def _planar_kernels(m, hutch):

@@ -51,7 +51,7 @@ from .layers import ELU, Dense, Power, ReLU, Sigmoid, Sin, Softplus, Tanh
 TRACES = ("exact", "hutchinson")
 
 #: Bump whenever the generated source changes.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 def check_trace(trace):
     """``trace`` if it is one of :data:`TRACES`, else a ValueError."""
@@ -125,7 +125,9 @@ def _header(title, fastmath):
     ]
 
 
-def _entry_points():
+def _entry_points(callees=()):
+    """The entry kernels, and ``_CALLEES`` (:func:`nodekit.nn.codegen.load_callees`):
+    ``callees``, the ``(name, types)`` the row loops call, then the row loops."""
     return [
         "",
         "@numba.njit(**_ENTRY)",
@@ -137,6 +139,9 @@ def _entry_points():
         "def cnf_vjp(t, y, theta, a, out_y, out_theta):",
         "    return _vjp_rows(t, y, theta, a, out_y, out_theta)",
         "",
+        "",
+        codegen.callees_source([*callees, ("_rhs_rows", "(float64, V, V, V)"),
+                                ("_vjp_rows", "(float64, V, V, V, V, V)")]),
     ]
 
 
@@ -384,4 +389,5 @@ def cnf_ode(dynamics, trace="exact"):
     payload = {"generator": "nodekit.nn.trace", "version": GENERATOR_VERSION,
                "trace": trace, "model": dynamics.spec()}
     module = load_module(payload, make)
+    codegen.load_callees(module)
     return ODE(module.cnf_rhs, module.cnf_vjp, name=f"CNF[{dynamics!r}, {trace}]")
