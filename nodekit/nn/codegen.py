@@ -21,7 +21,7 @@ from . import fastmath
 from .layers import Dense, Elementwise
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 11
+GENERATOR_VERSION = 12
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -438,14 +438,15 @@ def _callees_source(model, batched):
     if is_parallel(model):
         pairs += [("_rhs_par", "(float64, V, V, V, int64)"),
                   ("_vjp_par", "(float64, V, V, V, V, M, V)")]
-    pairs.append(("nn_vjp", "(float64, V, V, V, V, V)"))  # called by nn_jac
+    # (nn_jac's call of nn_vjp needs no entry: without fast-math flags, a
+    # copy optimised again computes the same bits)
     return callees_source(pairs)
 
 
 def callees_source(pairs):
     """Source of ``_CALLEES``: ``(function, argument types)`` of every compiled
-    function of a generated module that another compiled function calls,
-    with the types it is called with (text over ``float64``, ``int64``, ``V``
+    function with fast-math flags of a generated module that another compiled
+    function calls, with the types it is called with (text over ``float64``, ``int64``, ``V``
     = ``float64[::1]`` and ``M`` = ``float64[:, ::1]``), callees before their
     callers.  :func:`load_callees` reads it."""
     return "\n".join([
