@@ -84,14 +84,7 @@ def next_proposal(t_grid, h_grid, y_grid, K_grid, count, h_abs, t_end, B, E, E2,
     for k in range(count):
         t = t_grid[k]
         h = h_grid[k]
-        hp = h_abs
-        if hp > max_step:
-            hp = max_step
-        elif _kernels.below_min_step(hp, t, direction):
-            hp = _kernels.min_step_at(t, direction)
-        t_new = t + direction * hp
-        if direction * (t_new - t_end) > 0.0:
-            t_new = t_end
+        t_new, _ = _kernels.adaptive_step(t, h_abs, t_end, direction, max_step)
         after_reject = (t_new - t) != h
         if k + 1 < count:
             ynew = y_grid[k + 1]  # the loop stored the state it reached

@@ -1135,8 +1135,15 @@ def propose(t, t0, h_abs, t_stop, direction, n_fixed, opt):
         if direction * (t_stop - t_new) < 1e-9 * opt.fixed_step:
             t_new = t_stop
         return t_new, h_abs
-    if h_abs > opt.max_step:
-        h_abs = opt.max_step
+    return adaptive_step(t, h_abs, t_stop, direction, opt.max_step)
+
+
+@_inline
+def adaptive_step(t, h_abs, t_stop, direction, max_step):
+    """``(t_new, h_abs)`` of an adaptive step from ``t``: ``h_abs`` clipped to
+    ``[min_step_at(t), max_step]``, the step never past ``t_stop``."""
+    if h_abs > max_step:
+        h_abs = max_step
     elif below_min_step(h_abs, t, direction):
         h_abs = min_step_at(t, direction)
     t_new = t + direction * h_abs
