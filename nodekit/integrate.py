@@ -233,9 +233,7 @@ def integrate(fun, y0, t, theta=None, opts=D, *, system=None, n_err=None, jumps=
         system = _kernels.OdeSystem(fun.rhs_cfunc if compiled else python_rhs(fun, shape),
                                     theta)
     if stiff:
-        if rtol_a is None:
-            rtol_a = _checks.tol_array(opts.rtol, y0.size)
-            atol_a = _checks.tol_array(opts.atol, y0.size)
+        rtol_a, atol_a = _tolerances(opts, y0.size, (rtol_a, atol_a))
         return _implicit.run(fun, compiled, system, y0f, ts, theta, opts.method, rtol_a,
                              atol_a, controller, first_step=opts.first_step,
                              max_step=opts.max_step, max_steps=opts.max_steps,
@@ -255,15 +253,22 @@ def _forward_loop_options(opts, key, controller, tols, n, n_err, jumps):
     memo_key = None if key is None else (key, n, n_err, bool(opts.dense), jumps)
     opt = _LOOP_OPTIONS.get(memo_key) if memo_key is not None else None
     if opt is None:
-        rtol, atol = tols
-        if rtol is None:
-            rtol, atol = _checks.tol_array(opts.rtol, n), _checks.tol_array(opts.atol, n)
+        rtol, atol = _tolerances(opts, n, tols)
         opt = loop_options(rtol, atol, controller, n_err=n_err, first_step=opts.first_step,
                            max_step=opts.max_step, max_steps=opts.max_steps,
                            step_size=opts.step_size, dense=opts.dense, jumps=jumps)
         if memo_key is not None:
             remember(_LOOP_OPTIONS, memo_key, opt)
     return opt
+
+
+def _tolerances(opts, n, tols):
+    """The per-component ``(rtol, atol)``: ``tols`` as checked, or for
+    ``(None, None)`` (the plain scalars of a remembered key) ``n`` copies of
+    ``opts.rtol`` and ``opts.atol``."""
+    if tols[0] is not None:
+        return tols
+    return _checks.tol_array(opts.rtol, n), _checks.tol_array(opts.atol, n)
 
 
 def _check_options(opts, y0, ts, stiff, tableau):

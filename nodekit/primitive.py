@@ -245,12 +245,11 @@ _BACKWARD_KEY_TYPES = ((str,), (float,), (float,), (type(None), str), (type(None
 _BACKWARD_OPTIONS = {}
 
 
-def backward_options(gradient, *args):
+def backward_options(gradient, method, rtol, atol, adjoint_method, adjoint_rtol,
+                     adjoint_atol, seminorm, max_steps, max_step, step_size, controller):
     """The options of the backward solve of ``gradient`` (a strategy of
     :mod:`nodekit.adjoint`), checked, from :func:`odeint`'s arguments
-    ``method, rtol, atol, adjoint_method, adjoint_rtol, adjoint_atol,
-    seminorm, max_steps, max_step, step_size, controller`` (``controller``
-    already resolved): a read-only mapping of the tableau (and ``stiff``:
+    (``controller`` already resolved): a read-only mapping of the tableau (and ``stiff``:
     whether it is a stiff one), scalar tolerances (the tightest forward ones
     by default), ``seminorm``, ``max_steps``, ``max_step``, ``controller``
     and the fixed ``step_size`` (or None).
@@ -259,6 +258,8 @@ def backward_options(gradient, *args):
     :data:`_BACKWARD_KEY_TYPES` (a pure function of them: every training
     iteration passes the same options).
     """
+    args = (method, rtol, atol, adjoint_method, adjoint_rtol, adjoint_atol, seminorm,
+            max_steps, max_step, step_size, controller)
     key = (gradient,) + args if all(
         type(a) in types for a, types in zip(args, _BACKWARD_KEY_TYPES)) else None
     adj = _BACKWARD_OPTIONS.get(key) if key is not None else None

@@ -445,10 +445,11 @@ def _callees_source(model, batched):
 
 def callees_source(pairs):
     """Source of ``_CALLEES``: ``(function, argument types)`` of every compiled
-    function with fast-math flags of a generated module that another compiled
-    function calls, with the types it is called with (text over ``float64``, ``int64``, ``V``
-    = ``float64[::1]`` and ``M`` = ``float64[:, ::1]``), callees before their
-    callers.  :func:`load_callees` reads it."""
+    function with fast-math flags of a generated module that another
+    compiled function calls, with the types it is called with (text over
+    ``float64``, ``int64``, ``V`` = ``float64[::1]`` and ``M`` =
+    ``float64[:, ::1]``), callees before their callers.  :func:`load_callees`
+    reads it."""
     return "\n".join([
         "# The compiled functions the kernels call, with the types they are called",
         "# with, callees first (nodekit.nn.codegen.load_callees).",
