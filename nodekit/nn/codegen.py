@@ -21,7 +21,7 @@ from . import fastmath
 from .layers import Dense, Elementwise
 
 #: Bump whenever the generated source changes for the same architecture.
-GENERATOR_VERSION = 12
+GENERATOR_VERSION = 13
 
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "nn"
@@ -444,39 +444,38 @@ def _callees_source(model, batched):
 
 
 def callees_source(pairs):
-    """Source of ``_CALLEES``: ``(function, argument types)`` of every compiled
-    function with fast-math flags of a generated module that another
-    compiled function calls, with the types it is called with (text over
-    ``float64``, ``int64``, ``V`` = ``float64[::1]`` and ``M`` =
-    ``float64[:, ::1]``), callees before their callers.  :func:`load_callees`
-    reads it."""
+    """Source of ``_CALLEES`` and of its compile at import: ``(function,
+    argument types)`` of every compiled function with fast-math flags of a
+    generated module that another compiled function calls, with the types it
+    is called with (text over ``float64``, ``int64``, ``V`` =
+    ``float64[::1]`` and ``M`` = ``float64[:, ::1]``), callees before their
+    callers.
+
+    The module compiles these, or loads them from Numba's cache, when it is
+    imported, before any kernel that calls them can run.  A compiled caller
+    carries its own copy of each function it calls, optimised again inside
+    the caller; with the row loops' fast-math flags that copy can round
+    differently from the function compiled on its own.  Numba's JIT links a
+    call to a function already loaded in the process to that function, and
+    loading the caller from the disk cache loads only the caller.  So
+    without this, a process that compiled the kernels (every callee compiled
+    on its own first) and one that loaded them from the cache (the callers'
+    copies) computed results that differ in the last bits.  Loading the
+    callees first makes every process run the same code, however the module
+    is reached (a model, an unpickled ODE, an import).
+    """
     return "\n".join([
         "# The compiled functions the kernels call, with the types they are called",
-        "# with, callees first (nodekit.nn.codegen.load_callees).",
+        "# with, callees first; compiled (or loaded from Numba's cache) now, before",
+        "# any kernel that calls them (see nodekit.nn.codegen.callees_source).",
         "float64, int64 = numba.float64, numba.int64",
         "V, M = numba.float64[::1], numba.float64[:, ::1]",
         "_CALLEES = (",
         *[f"    ({name}, {types})," for name, types in pairs],
         ")",
+        "for _fn, _types in _CALLEES:",
+        "    _fn.compile(_types)",
     ])
-
-
-def load_callees(module):
-    """Compile, or load from Numba's cache, every function listed in the
-    generated ``module``'s ``_CALLEES``, before any kernel that calls them.
-
-    A compiled caller carries its own copy of each function it calls,
-    optimised again inside the caller; with the row loops' fast-math flags
-    that copy can round differently from the function compiled on its own.
-    Numba's JIT links a call to a function already loaded in the process to
-    that function, and loading the caller from the disk cache loads only the
-    caller.  So without this, a process that compiled the kernels (every
-    callee compiled on its own first) and one that loaded them from the
-    cache (the callers' copies) computed results that differ in the last
-    bits.  Loading the callees first makes every process run the same code.
-    """
-    for fn, types in module._CALLEES:
-        fn.compile(types)
 
 
 def cache_dir():
@@ -515,7 +514,6 @@ class NetODE(ODE):
         module = load_kernels(model)
         self.spec = model.spec()
         self._model = model
-        load_callees(module)
         super().__init__(module.nn_rhs, module.nn_vjp, module.nn_jac, name=repr(model))
         # theta has n_params entries; y holds rows of width dim (any number of rows)
         self.n_theta, self.state_width = model.n_params, model.dim

@@ -51,7 +51,7 @@ from .layers import ELU, Dense, Power, ReLU, Sigmoid, Sin, Softplus, Tanh
 TRACES = ("exact", "hutchinson")
 
 #: Bump whenever the generated source changes.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 def check_trace(trace):
     """``trace`` if it is one of :data:`TRACES`, else a ValueError."""
@@ -126,7 +126,7 @@ def _header(title, fastmath):
 
 
 def _entry_points(callees=()):
-    """The entry kernels, and ``_CALLEES`` (:func:`nodekit.nn.codegen.load_callees`):
+    """The entry kernels, and ``_CALLEES`` (:func:`nodekit.nn.codegen.callees_source`):
     ``callees``, the ``(name, types)`` the row loops call, then the row loops."""
     return [
         "",
@@ -389,5 +389,4 @@ def cnf_ode(dynamics, trace="exact"):
     payload = {"generator": "nodekit.nn.trace", "version": GENERATOR_VERSION,
                "trace": trace, "model": dynamics.spec()}
     module = load_module(payload, make)
-    codegen.load_callees(module)
     return ODE(module.cnf_rhs, module.cnf_vjp, name=f"CNF[{dynamics!r}, {trace}]")
