@@ -11,7 +11,8 @@ later stage solves ``Y_i = base_i + h gamma f(t + c_i h, Y_i)`` with
 ``Y = base_i + h gamma K_{i-1}``; then ``K_i = (Y_i - base_i) / (h gamma)``.
 The iterations stop when ``theta / (1 - theta) ||dY|| <= tol`` with the
 contraction rate ``theta = ||dY_k|| / ||dY_{k-1}||`` (so at least two
-iterations, unless ``||dY|| <= NEGLIGIBLE tol``: carrying the rate over from the previous
+iterations, unless ``||dY|| <= NEGLIGIBLE tol`` or ``dY`` is at the rounding
+level of ``Y`` (:data:`ROUNDING`): carrying the rate over from the previous
 stage, as Hairer and Wanner do to save one, accepted iterates with stale
 Jacobians that were far from converged and cost accuracy on Robertson), and
 fail when ``theta >= 1`` or when the rate predicts no convergence within
@@ -73,6 +74,14 @@ SLOW_RATE = 1e-3
 #: A Newton correction below this fraction of the tolerance has converged
 #: whatever the rate (the rate of corrections at rounding level is noise).
 NEGLIGIBLE = 0.01
+#: A Newton correction no larger than this many machine epsilons of ``|Y|``
+#: in every component has converged too: ``Y`` is a fixed point of the
+#: iteration in floating point (adding a correction below half an ulp leaves
+#: ``Y`` unchanged, the next correction is the same, and its "rate" of 1
+#: would be taken for divergence).  With tight tolerances (rtol 1e-10) such
+#: corrections lie above ``NEGLIGIBLE tol`` in the error norm, and the
+#: stages failed to converge at every step size down to underflow.
+ROUNDING = 4.0 * _EPS
 #: A proposed step-size factor in ``[1, KEEP_H]`` keeps the step size (and
 #: the factorisation).
 KEEP_H = 1.2
@@ -133,12 +142,15 @@ def newton_stage(system, t_i, base, h, gamma, W, piv, y, Y, fk, dY, opt, tol, fa
         for i in range(Y.size):
             dY[i] = h * fk[i] - (Y[i] - base[i]) / gamma
         lu_solve(W, piv, dY)
+        rounding = True  # the correction is at the rounding level of Y
         for i in range(Y.size):
+            if abs(dY[i]) > ROUNDING * abs(Y[i]):
+                rounding = False
             Y[i] += dY[i]
         nd = scaled_rms(dY, y, opt.rtol, opt.atol, opt.n_err)
         if not math.isfinite(nd):
             return 0, it + 1, False, rate
-        if nd <= NEGLIGIBLE * tol:
+        if nd <= NEGLIGIBLE * tol or rounding:
             return 0, it + 1, True, rate
         if it > 0:
             rate = nd / nd_prev

@@ -6,6 +6,7 @@ from fractions import Fraction
 import numba as nb
 import numpy as np
 import pytest
+from scipy.linalg import expm
 
 import nodekit as nk
 from nodekit.tableaux.esdirk import (ESDIRK_METHODS, KVAERNO5, ESDIRKTableau,
@@ -347,6 +348,25 @@ def test_esdirk_stiff_linear_against_expm(method, bound):
     py = nk.solve(linear_py, y0, ts, M.ravel(), method=method, rtol=rtol, atol=rtol * 1e-3)
     assert py.naccept == sol.naccept and py.nlu == sol.nlu
     np.testing.assert_allclose(py.y, sol.y, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rtol", [1e-10, 1e-12])
+@pytest.mark.parametrize("fun", [LINEAR, linear_py], ids=["compiled", "python"])
+def test_kvaerno5_converges_at_tight_tolerances_in_both_directions(fun, rtol):
+    # A Newton correction at the rounding level of Y leaves Y unchanged, so the
+    # next correction is the same and its "rate" is 1; that was taken for
+    # divergence, and on this benign system every step size failed down to
+    # underflow (backwards at rtol 1e-10: status -2 after 893 rejections)
+    M = np.array([[-1.0, 2.0], [-2.0, -1.0]])
+    y0 = np.array([1.0, 0.5])
+    for ts in (np.linspace(0.0, 2.0, 9), np.linspace(2.0, 0.0, 9), np.array([2.0, 0.0])):
+        sol = nk.solve(fun, y0, ts, M.ravel(), method="kvaerno5", rtol=rtol, atol=1e-2 * rtol)
+        assert sol.success, (ts[0], ts.size, sol.message)
+        exact = np.array([expm(M * (t - ts[0])) @ y0 for t in ts])
+        # error / (rtol max|y|), measured: 0.5 forwards, 3.3 backwards (the
+        # solution grows by e**2 backwards; 3.3 also at rtol 1e-8, and dopri5 0.7)
+        assert np.max(np.abs(sol.y - exact)) < 10 * rtol * np.max(np.abs(exact))
+        assert sol.nreject < sol.naccept // 4 + 5, (sol.nreject, sol.naccept)
 
 
 def test_kvaerno5_dense_output_is_the_hermite_cubic():
