@@ -155,7 +155,11 @@ def odeint(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
         the backward tolerance emits :class:`nodekit.AdjointDriftWarning`.
         ``'interpolated'``: reads ``y`` from the forward dense output (memory
         grows with the steps).
-        ``'discrete'``: the exact gradient of the discrete forward computation.
+        ``'discrete'``: the exact gradient of the discrete forward computation
+        with respect to ``y0`` and ``theta``.  Gradients with respect to ``t``
+        are the continuous-time ones in every mode (``dL/dt_j = dL/dy_j .
+        f(t_j, y_j)``), which differ from those of the discrete computation by
+        the method's error.
     adjoint_method, adjoint_rtol, adjoint_atol : optional
         Method and tolerances of the backward solve (default: the forward's).
     checkpoints : int, optional
