@@ -7,6 +7,7 @@ import math
 import numbers
 
 import numpy as np
+from autograd.tracer import isbox
 
 from . import _scipy_compat
 from ._kernels import all_finite, strictly_monotone
@@ -30,8 +31,21 @@ def as_float_array(x, name):
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
+        if _holds_traced(x):
+            raise TypeError(
+                f"`{name}` is a list or tuple holding values that autograd is tracing; "
+                f"build it with autograd.numpy instead (`{name}=anp.array([...])`, with "
+                "`import autograd.numpy as anp`), so that the gradient flows through "
+                "it.") from None
         raise TypeError(f"`{name}` must be an array of real numbers; got {_describe(x)}.") from None
     return a
+
+
+def _holds_traced(x):
+    """``x`` is a (nested) list or tuple with an autograd box in it."""
+    if isbox(x):
+        return True
+    return isinstance(x, (list, tuple)) and any(map(_holds_traced, x))
 
 
 def check_finite(a, name):

@@ -142,3 +142,18 @@ def test_division_by_zero_in_a_compiled_kernel_is_a_failure_not_success():
     # Python's error model would print and swallow the ZeroDivisionError
     sol = nk.solve(nk.ODE(_inverse), [0.0], [0.0, 1.0])
     assert sol.status == -1 and "Non-finite" in sol.message
+
+
+@pytest.mark.parametrize("name", ["y0", "t", "theta"])
+def test_a_list_of_traced_values_asks_for_an_autograd_array(name):
+    import autograd
+    import autograd.numpy as anp
+
+    def loss(k):
+        args = dict(y0=[1.0], t=[0.0, 1.0], theta=[1.0, 2.0])
+        args[name] = {"y0": [k], "t": [0.0, k], "theta": [k, 2.0]}[name]
+        return anp.sum(nk.odeint(lambda t, y, th: -th[0] * th[1] * y, **args))
+
+    with pytest.raises(TypeError, match=rf"`{name}` is a list or tuple holding values that "
+                                        rf"autograd is tracing.*{name}=anp.array"):
+        autograd.grad(loss)(0.5)
