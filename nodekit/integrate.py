@@ -27,7 +27,8 @@ STATUS_MESSAGES = {
         "below the smallest representable increment (last step size h={h:.3g}; "
         "{nsteps} steps, {naccept} accepted, {nreject} rejected). The problem may be "
         "stiff or singular here, or the tolerances too tight for float64: try looser "
-        "rtol/atol, or a stiff solver such as scipy.integrate.solve_ivp(method='Radau')."),
+        "rtol/atol, or a stiff method (method='rodas5' or 'kvaerno5'; from one of them, "
+        "the other, with a `jac` kernel if you have one)."),
     _kernels.FAILED_MAX_STEPS: (
         "The maximum number of steps (max_steps={max_steps}) was reached at t={t:.6g} "
         "(last step size h={h:.3g}; {naccept} accepted, {nreject} rejected). Increase "
