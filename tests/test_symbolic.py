@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import autograd
 import autograd.numpy as anp
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -322,6 +324,41 @@ def test_closed_form_derivatives_match_finite_differences(name, cache):
     f = sp.lambdify((system.t, system.states, system.params), list(system.rhs))
     np.testing.assert_allclose(got["t"][:, 0], f(t1, list(cf.evaluate([t0, t1], y0, theta)[-1]),
                                                  list(theta)), rtol=1e-10)
+
+
+def _damped_oscillator():
+    t, x, v, w, c = sp.symbols("t x v w c")
+    return ODESystem(t=t, states=[x, v], params=[w, c], rhs=[v, -w**2 * x - c * v])
+
+
+@pytest.mark.parametrize("theta", [[1.7, 0.3], [0.5, 3.0]], ids=["underdamped", "overdamped"])
+def test_closed_form_whose_eigenvalues_change_kind_with_the_parameters(theta, cache):
+    # SymPy writes the solution with re(), im() and atan2 around sqrt(c**2 - 4 w**2);
+    # real arithmetic gave NaN for c**2 < 4 w**2 (no error); it is evaluated in
+    # complex arithmetic there
+    system = _damped_oscillator()
+    d = closed_form_derivatives(system)
+    cf = d["solution"]
+    ts, y0 = np.linspace(0.0, 3.0, 7), np.array([0.4, -0.2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even a RuntimeWarning from NumPy
+        got = cf.evaluate(ts, y0, theta)
+    ode = system.compile(cache_dir=cache)
+    sol = nk.solve(ode, y0, ts, theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got, sol.y, rtol=1e-9, atol=1e-11)
+    # the parameter derivatives (differentiated with real symbols: no
+    # unevaluated Derivative of re() left) against central differences
+    jac = cf.lambdify(d["theta"])(ts, y0, theta)  # (n, p, m)
+    for k, step in enumerate(1e-6 * np.eye(2)):
+        fd = (cf.evaluate(ts, y0, theta + step) - cf.evaluate(ts, y0, theta - step)) / 2e-6
+        np.testing.assert_allclose(jac[:, k, :].T, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_closed_form_at_a_singular_parameter_value_raises():
+    # critically damped: the formula divides by sqrt(c**2 - 4 w**2) = 0
+    cf = closed_form(_damped_oscillator())
+    with pytest.raises(ValueError, match="not finite at these values"):
+        cf.evaluate([0.0, 1.0], [0.4, -0.2], [1.0, 2.0])
 
 
 def test_no_closed_form_raises_not_implemented():

@@ -14,6 +14,13 @@ import sympy as sp
 from .system import ODESystem
 
 
+#: SymPy functions of real arguments that NumPy has only for real numbers, for
+#: evaluating a closed form in complex arithmetic (their arguments are real
+#: there, up to rounding: SymPy writes ``re(sqrt(x))`` as ``sqrt(|x|)
+#: cos(atan2(0, x) / 2)``, for example).
+_COMPLEX_SAFE = {"atan2": lambda y, x: np.arctan2(np.real(y), np.real(x))}
+
+
 class ClosedForm:
     """The exact solution ``y(t)`` of an :class:`ODESystem` with ``y(t0) = y0``.
 
@@ -56,30 +63,63 @@ class ClosedForm:
             ``exprs`` with the shape of ``t`` appended when ``t`` is an
             array.  ``t0`` is required when the closed form's ``t0`` is a
             symbol, ignored otherwise.  Complex intermediates with a
-            negligible imaginary part are returned as real.
+            negligible imaginary part are returned as real.  Where real
+            arithmetic gives a non-finite value (the square root of a
+            quantity whose sign the symbols leave open, negative here), the
+            expression is evaluated again in complex arithmetic.
+
+        Raises
+        ------
+        ValueError
+            Where the value is still not finite (a parameter value at which
+            the formula is singular) or is complex.
         """
         mat = sp.Matrix(self.solution) if exprs is None else exprs
         mat = sp.Matrix(mat) if not isinstance(mat, sp.Expr) else mat
         t0sym = self.t0 if isinstance(self.t0, sp.Symbol) else sp.Dummy("t0")
-        fn = sp.lambdify((self.t, t0sym, self.initial, self.system.params), mat,
-                         modules="numpy")
+        args = (self.t, t0sym, self.initial, self.system.params)
+        fns = {float: sp.lambdify(args, mat, modules="numpy"),
+               complex: sp.lambdify(args, mat, modules=[_COMPLEX_SAFE, "numpy"])}
         symbolic_t0 = isinstance(self.t0, sp.Symbol)
+
+        shape = sp.Matrix(mat).shape if not isinstance(mat, sp.Expr) else ()
+
+        def call(t, t0, y0, theta, dtype):
+            """``mat`` at these values, computed in ``dtype`` (float or complex)."""
+            with np.errstate(all="ignore"):  # non-finite results are checked below
+                raw = fns[dtype](t.astype(dtype), dtype(t0),
+                                 tuple(np.ravel(y0).astype(dtype)),
+                                 tuple(np.ravel(theta).astype(dtype)))
+            if isinstance(mat, sp.Expr):
+                return np.broadcast_to(np.asarray(raw, dtype=complex), t.shape)
+            out = np.empty(shape + t.shape, dtype=complex)
+            for i in range(shape[0]):
+                for j in range(shape[1]):
+                    out[i, j] = raw[i][j]
+            return out
 
         def evaluate(t, y0, theta=(), t0=None):
             if symbolic_t0 and t0 is None:
                 raise ValueError(f"This closed form has a symbolic initial time {self.t0}; "
                                  "pass its value as t0=.")
             t = np.asarray(t, dtype=float)
-            shape = sp.Matrix(mat).shape if not isinstance(mat, sp.Expr) else ()
-            raw = fn(t, 0.0 if t0 is None else float(t0), tuple(np.ravel(y0)),
-                     tuple(np.ravel(theta)))
-            if isinstance(mat, sp.Expr):
-                out = np.broadcast_to(np.asarray(raw, dtype=complex), t.shape)
-            else:
-                out = np.empty(shape + t.shape, dtype=complex)
-                for i in range(shape[0]):
-                    for j in range(shape[1]):
-                        out[i, j] = raw[i][j]
+            t0 = 0.0 if t0 is None else float(t0)
+            out = call(t, t0, y0, theta, float)
+            if not np.all(np.isfinite(out)):
+                # a square root (or log, power) of a quantity whose sign the
+                # symbols leave open, negative at these values: in real
+                # arithmetic NaN, in complex arithmetic the real solution
+                try:
+                    out = call(t, t0, y0, theta, complex)
+                except TypeError:  # a function NumPy has only for real numbers
+                    pass
+            if not np.all(np.isfinite(out)):
+                raise ValueError(
+                    "The closed form is not finite at these values (a parameter value where "
+                    "the formula is singular, such as a repeated eigenvalue of a linear "
+                    "system whose solution divides by the difference of two eigenvalues, or "
+                    "values outside the domain of SymPy's solution); solve numerically "
+                    "there, or perturb the parameters.")
             scale = max(1.0, float(np.max(np.abs(out), initial=0.0)))
             if np.max(np.abs(out.imag), initial=0.0) > 1e-9 * scale:
                 raise ValueError("The closed form evaluated to complex values here (outside "
@@ -251,8 +291,13 @@ def closed_form(system, t0=0, initial=None, method="auto"):
     ``sympy.linear_eq_to_matrix``) give ``y = e^{M tau} y0 + M^{-1}(e^{M tau}
     - I) c`` with ``tau = t - t0`` (the integral of ``e^{M s}`` when ``M``
     is singular).  Symbols are taken as real while solving so that complex
-    eigenvalues come out as ``cos``/``sin``.  The formula with ``M^{-1}`` is
-    singular at parameter values making ``M`` singular.  Solutions of
+    eigenvalues come out as ``cos``/``sin``.  When the kind of the
+    eigenvalues depends on the parameters (a damped oscillator,
+    ``sqrt(c**2 - 4 w**2)``), SymPy's real form holds ``re``, ``im`` and
+    ``atan2``, and it is evaluated in complex arithmetic where that square
+    root is imaginary.  The formula with ``M^{-1}`` is
+    singular at parameter values making ``M`` singular (and this form at
+    repeated eigenvalues): evaluating it there raises ``ValueError``.  Solutions of
     ``dsolve`` are valid where SymPy's branch is (e.g. logistic growth from
     ``y0 > 0``).
 
@@ -328,12 +373,18 @@ def closed_form_derivatives(system, t0=0, initial=None, method="auto"):
     Matrix([[-t*y0*exp(-k*t)]])
     """
     cf = system if isinstance(system, ClosedForm) else closed_form(system, t0, initial, method)
-    sol = sp.Matrix(cf.solution)
-    out = {"solution": cf,
-           "y0": sol.jacobian(cf.initial),
-           "theta": sol.jacobian(cf.system.params) if cf.system.params
-           else sp.zeros(len(cf.solution), 0),
-           "t": sol.diff(cf.t)}
+    # differentiated with real symbols, so that d re(f)/dk = re(df/dk) (a solution
+    # written with re(), im() and atan2 otherwise keeps unevaluated derivatives)
+    to_real, back = _realify(cf.system, cf.t0, cf.initial)
+    real = {s: to_real.get(s, s) for s in
+            (cf.t, cf.t0) + cf.initial + tuple(cf.system.params) if isinstance(s, sp.Symbol)}
+    sol = sp.Matrix(cf.solution).xreplace(to_real)
+    params = [real[p] for p in cf.system.params]
+    out = {"y0": sol.jacobian([real[s] for s in cf.initial]),
+           "theta": sol.jacobian(params) if params else sp.zeros(len(cf.solution), 0),
+           "t": sol.diff(real[cf.t])}
     if isinstance(cf.t0, sp.Symbol):
-        out["t0"] = sol.diff(cf.t0)
+        out["t0"] = sol.diff(real[cf.t0])
+    out = {key: value.xreplace(back) for key, value in out.items()}
+    out["solution"] = cf
     return out
