@@ -92,7 +92,12 @@ class _Point(NamedTuple):
     shape: tuple
 
 
-def check_ode(ode, y0, theta=None, t=0.0, *, a=None, rtol=1e-6, seed=0,
+#: The time :func:`check_ode` checks at unless told: not 0, where a term such
+#: as ``theta[1] * sin(t)`` and its derivatives vanish.
+DEFAULT_T = 0.37
+
+
+def check_ode(ode, y0, theta=None, t=DEFAULT_T, *, a=None, rtol=1e-6, seed=0,
               raise_on_failure=False):
     """Check an ``nk.ODE``'s kernels at one point against central differences.
 
@@ -126,16 +131,20 @@ def check_ode(ode, y0, theta=None, t=0.0, *, a=None, rtol=1e-6, seed=0,
         term ``theta[1] * y[0]`` is invisible.
     theta : array_like, shape (p,), optional
         The parameters.
-    t : float, default 0.0
-        The time to check at.
+    t : float, default 0.37
+        The time to check at.  Not 0 by default: at ``t = 0`` a wrong or
+        missing term such as ``theta[1] * sin(t)`` is invisible, as a term in
+        ``y`` is at ``y = 0``.
     a : array_like, optional
         The cotangent for ``vjp``, shaped like ``y0``; default random
         (normal, from ``seed``), so that no entry is special.
     rtol : float, default 1e-6
         A derivative passes when it is within ``rtol`` of the central
-        difference, relative to the largest entry of its output, plus the
-        difference's own error estimate (from a second step size).  The
-        differences are accurate to about 1e-9 for smooth kernels.
+        difference, relative to that entry's own size (for ``out_y`` and
+        ``out_theta``, ``|a|^T |df/dx|``: the size of its terms), plus the
+        difference's own error estimate (from a second step size, and the
+        rounding of the quotient).  The differences are accurate to about
+        1e-9 for smooth kernels.
     seed : int, default 0
         Seed of the random cotangent.
     raise_on_failure : bool, default False
@@ -388,7 +397,8 @@ def _values_check(name, kernel, rhs, p, rtol):
 def _fd_jacobian(rhs, p, wrt):
     """Central differences of ``rhs`` in ``wrt`` ('y', 'theta' or 't'):
     ``(J, err)``, ``J[i, j] = df_i/dx_j`` and ``err`` an estimate of its
-    error (the difference from a step twice as long), shape of ``J``."""
+    error (the difference from a step twice as long, plus the rounding of
+    the difference quotient), shape of ``J``."""
     x = {"y": p.y, "theta": p.theta, "t": np.array([p.t])}[wrt]
     J = np.empty((p.y.size, x.size))
     err = np.empty_like(J)
@@ -405,27 +415,39 @@ def _fd_jacobian(rhs, p, wrt):
             xp, xm = x.copy(), x.copy()
             xp[j] += step
             xm[j] -= step
-            d.append((f(xp) - f(xm)) / (xp[j] - xm[j]))
+            fp, fm = f(xp), f(xm)
+            d.append((fp - fm) / (xp[j] - xm[j]))
+            if step == h:
+                rounding = _EPS * np.maximum(np.abs(fp), np.abs(fm)) / (xp[j] - xm[j])
         J[:, j] = d[0]
-        err[:, j] = np.abs(d[1] - d[0])
+        err[:, j] = np.abs(d[1] - d[0]) + 4.0 * rounding
     return J, err
 
 
+#: Machine epsilon of float64.
+_EPS = float(np.finfo(float).eps)
+
+
 def _fd_vjp(rhs, p, wrt):
-    """``a^T df/dx`` by central differences, and its error estimate."""
+    """``a^T df/dx`` by central differences, its error estimate, and the
+    size of each entry before cancellation, ``|a|^T |df/dx|``."""
     J, err = _fd_jacobian(rhs, p, wrt)
-    return p.a @ J, np.abs(p.a) @ err
+    return p.a @ J, np.abs(p.a) @ err, np.abs(p.a) @ np.abs(J)
 
 
 def _compare(name, got, want_err, rtol):
     """Sentences for the entries of ``got`` that differ from the differences
-    ``want_err = (want, err)`` by more than ``rtol`` of the largest entry
-    plus ten times the differences' error estimate."""
-    want, err = (np.reshape(x, got.shape) for x in want_err)
+    ``want_err = (want, err[, size])`` by more than ``rtol`` of the entry's
+    own size plus ten times the differences' error estimate.
+
+    Each entry is judged on its own scale: ``|want|``, or for a VJP the sum
+    ``|a|^T |df/dx|`` its terms would give without cancelling.  (Scaled by
+    the largest entry of the output, an entry a million times smaller, such
+    as a rate constant's derivative next to another's, could have any sign.)"""
+    want, err = (np.reshape(x, got.shape) for x in want_err[:2])
+    size = np.reshape(want_err[2], got.shape) if len(want_err) > 2 else np.abs(want)
     finite = np.isfinite(got)
-    scale = max(np.max(np.abs(want), initial=0.0),
-                np.max(np.abs(got[finite]), initial=0.0), 1e-300)
-    tol = rtol * scale + 10.0 * err
+    tol = rtol * np.maximum(size, np.abs(want)) + 10.0 * err
     out = []
     for idx in np.argwhere(~finite | (np.abs(got - want) > tol)):
         i = tuple(int(k) for k in idx)

@@ -433,8 +433,10 @@ class _Outcome(NamedTuple):
 
 
 def _failure(i, what, theta):
-    return _Outcome(False, f"Stopped at iteration {i}: {what}. Returning the last parameters "
-                           f"with a finite loss and gradient.", theta)
+    returned = ("the initial parameters (the first evaluation failed: check the model "
+                "and data at `theta0`)" if i == 0 else
+                "the last parameters with a finite loss and gradient")
+    return _Outcome(False, f"Stopped at iteration {i}: {what}. Returning {returned}.", theta)
 
 
 def _loop(evaluate, theta, *, optimizer, iters, next_batch, history, bar, schedule, callback):

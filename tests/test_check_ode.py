@@ -122,6 +122,38 @@ def test_vjp_never_writing_out_theta_is_caught():
     assert report["vjp values"].passed is None  # not compared: garbage in out_theta
 
 
+@numba.njit(cache=True)
+def two_rates_rhs(t, y, th, out):
+    """``y0' = -k0 y0 + k1 y1**2``, ``y1' = k0 y0 - k1 y1**2``: with ``y1``
+    near 1e-5, ``d/dk1`` is about 1e-10 where ``d/dk0`` is about 1."""
+    r = th[0] * y[0] - th[1] * y[1] ** 2
+    out[0] = -r
+    out[1] = r
+
+
+@numba.njit(cache=True)
+def two_rates_vjp_small_sign_error(t, y, th, a, out_y, out_th):
+    """The right VJP but for the sign of ``out_theta[1]``."""
+    d = a[1] - a[0]
+    out_y[0] = d * th[0]
+    out_y[1] = -2.0 * d * th[1] * y[1]
+    out_th[0] = d * y[0]
+    out_th[1] = d * y[1] ** 2  # right: -d * y[1] ** 2
+    return 0.0
+
+
+def test_a_sign_error_in_a_small_entry_is_caught():
+    # each entry is judged on its own size: scaled by the largest entry of
+    # out_theta (about 1), this 1e-10 entry passed with either sign
+    ode = nk.ODE(two_rates_rhs, two_rates_vjp_small_sign_error)
+    for seed in range(3):
+        report = nk.check_ode(ode, [0.7, 1e-5], [0.04, 3e7], seed=seed)
+        assert [c.name for c in report.failures] == ["vjp values"]
+        assert "out_theta[1]" in report["vjp values"].message
+        assert "opposite sign" in report["vjp values"].message
+        assert "out_theta[0]" not in report["vjp values"].message
+
+
 def test_vjp_wrong_time_derivative_and_writes_into_y():
     ode = nk.ODE(decay_rhs, decay_vjp_forgets_t)
     report = nk.check_ode(ode, [0.5, 2.0], [0.7], t=1.0)
@@ -129,6 +161,7 @@ def test_vjp_wrong_time_derivative_and_writes_into_y():
     assert "the return value a^T df/dt = 0" in report["vjp values"].message
     assert "out_y" not in report["vjp values"].message
     assert nk.check_ode(ode, [0.5, 2.0], [0.7], t=0.0).ok  # df/dt = 0 at t = 0
+    assert not nk.check_ode(ode, [0.5, 2.0], [0.7]).ok  # so the default time is not 0
     report = nk.check_ode(nk.ODE(writes_short_of_state, vjp_writes_y), [1.0], [0.5])
     assert "writes into one of its inputs" in report["vjp"].message
 

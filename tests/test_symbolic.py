@@ -326,6 +326,18 @@ def test_closed_form_derivatives_match_finite_differences(name, cache):
                                                  list(theta)), rtol=1e-10)
 
 
+@pytest.mark.parametrize("kernels", ["straight", "tape"])
+def test_float_constants_keep_every_digit(kernels, cache):
+    # SymPy prints a Float of 53 bits with 15 digits: straight-line kernels
+    # computed with 0.333333333333333 for a Python 1/3 (1.2e-15 relative)
+    t, x = sp.symbols("t x")
+    third, c = sp.Float(1 / 3), sp.Float(2.2345678901234567)
+    ode = ODESystem(t=t, states=[x], rhs=[third * x - c]).compile(cache, kernels=kernels)
+    out = np.empty(1)
+    ode.rhs(0.0, np.array([0.7]), np.empty(0), out)
+    assert out[0] == (1 / 3) * 0.7 - 2.2345678901234567
+
+
 def _damped_oscillator():
     t, x, v, w, c = sp.symbols("t x v w c")
     return ODESystem(t=t, states=[x, v], params=[w, c], rhs=[v, -w**2 * x - c * v])

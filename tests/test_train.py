@@ -94,6 +94,10 @@ def test_fit_stops_on_nonfinite_loss_keeping_last_good_parameters():
               progress=False, value_and_grad=True)
     assert not res.success and "non-finite gradient" in res.message
     np.testing.assert_array_equal(res.theta, [0.0])
+    assert "Returning the initial parameters (the first evaluation failed" in res.message
+    assert "Returning the last parameters with a finite" in fit(
+        loss_and_grad, np.zeros(1), optimizer=SGD(lr=0.1), iters=100, progress=False,
+        value_and_grad=True).message
 
 
 def test_fit_records_nfe_from_stats():

@@ -30,7 +30,7 @@ from ..ode import ODE
 from . import tape
 
 #: Bump when the generated source (or how it is compiled) changes for the same system.
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 #: The generated-code cache's name for this generator (folder and module prefix).
 KIND = "symbolic"
 #: The generated modules of one system, in the order they are usually needed.
@@ -122,6 +122,13 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Symbol(self, expr):
         name = self._names.get(expr)
         return name if name is not None else super()._print_Symbol(expr)
+
+    def _print_Float(self, expr):
+        # the float64 the kernel computes with, in the shortest form that reads
+        # back as it: SymPy prints a Float of 53 bits with 15 digits, so a
+        # constant such as 0.1 * 3 or a Python float 1/3 lost its last digits
+        # (1.2e-15 relative) in straight-line kernels, not in tapes
+        return repr(float(expr))  # (a negative one is parenthesised by precedence)
 
     _print_Dummy = _print_Symbol
 
