@@ -17,6 +17,8 @@ import numpy as np
 from . import _checks
 from .ode import _MARK, ODE, _check_call, _python_kernel, changed_inputs
 
+#: Machine epsilon of float64.
+_EPS = float(np.finfo(float).eps)
 #: The checks :func:`check_ode` runs, in order.
 CHECKS = ("sizes", "rhs", "vjp", "vjp values", "jac", "jac values",
           "jac_theta", "jac_theta values")
@@ -422,10 +424,6 @@ def _fd_jacobian(rhs, p, wrt):
         J[:, j] = d[0]
         err[:, j] = np.abs(d[1] - d[0]) + 4.0 * rounding
     return J, err
-
-
-#: Machine epsilon of float64.
-_EPS = float(np.finfo(float).eps)
 
 
 def _fd_vjp(rhs, p, wrt):
