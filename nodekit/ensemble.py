@@ -448,14 +448,30 @@ def _odeint_ensemble(y0s, t, thetas, config):
         return _forward_compiled(y0s, t, thetas, config)
     fun, options, state = config.fun, config.options, config.state
     vjps = state["vjps"] = []
+    user_stats = options.get("stats")
+    per = state["stats"] = [{} for _ in range(y0s.shape[0])] if user_stats is not None \
+        else None
     ys = []
     for i in range(y0s.shape[0]):
         ti = t[i if len(t) > 1 else 0] if t.ndim == 2 else t
-        vjp, y = make_vjp(lambda y0, tt, th: odeint(fun, y0, tt, th, **options),
+        opts = options if per is None else dict(options, stats=per[i])
+        vjp, y = make_vjp(lambda y0, tt, th: odeint(fun, y0, tt, th, **opts),
                           argnum=(0, 1, 2))(y0s[i], ti, thetas[i])
         vjps.append(vjp)
         ys.append(y)
+    if per is not None:
+        _gather_stats(user_stats, per)
     return np.stack(ys)
+
+
+def _gather_stats(stats, per):
+    """Fill the caller's ``stats`` from the trajectories' own dicts ``per``:
+    under each key of :func:`nodekit.odeint`'s stats, one entry per
+    trajectory (an integer array for the counts, a list for ``drift``)."""
+    for key in dict.fromkeys(k for d in per for k in d):
+        values = [d.get(key) for d in per]
+        stats[key] = (np.array(values, dtype=np.int64)
+                      if all(isinstance(v, (int, np.integer)) for v in values) else values)
 
 
 def _reraise(fun, options, y0s, t, thetas, i, backward):
@@ -567,6 +583,8 @@ def _odeint_ensemble_vjp(argnums, ans, args, kwargs):
     def vjp(g):
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(lambda i: vjps[i](g[i]), range(len(vjps))))
+        if config.state["stats"] is not None:
+            _gather_stats(config.options["stats"], config.state["stats"])
         grads = {0: np.stack([p[0] for p in parts]),
                  1: _time_gradient(np.stack([p[1] for p in parts]), t),
                  2: np.stack([p[2] for p in parts])}
@@ -597,7 +615,11 @@ def odeint_ensemble(fun, y0s, t, thetas=None, *, workers=None, **options):
         Threads for the backward passes (default: ``NUMBA_NUM_THREADS``).
     **options
         Any option of :func:`nodekit.odeint` (``method``, ``rtol``, ``atol``,
-        ``gradient``, ...), shared by every trajectory.
+        ``gradient``, ...), shared by every trajectory.  A ``stats`` dict
+        receives, under each key :func:`nodekit.odeint` fills, one entry per
+        trajectory: an integer array of shape ``(N,)`` for the counts
+        (``nfev_forward``, ``nfev_backward``, ...) and a list of ``N`` arrays
+        for ``drift``.
 
     Examples
     --------

@@ -253,3 +253,25 @@ def test_dask_cluster_equals_local():
     np.testing.assert_array_equal(remote.y, local.y)
     np.testing.assert_array_equal(remote.nfev, local.nfev)
     assert remote.messages == local.messages
+
+
+def test_stats_are_filled_per_trajectory():
+    # every trajectory's nk.odeint used to fill one shared dict, from a thread
+    # pool: the counts and the drift were those of an arbitrary trajectory
+    import autograd
+    import autograd.numpy as anp
+    y0s, thetas = _lv_problem(3, seed=4)
+    t = np.linspace(0.0, 2.0, 5)
+    opts = dict(rtol=1e-7, atol=1e-9)
+    stats = {}
+    autograd.grad(lambda th: anp.sum(nk.odeint_ensemble(
+        LV_GRAD, y0s, t, th, workers=2, stats=stats, **opts)))(thetas)
+    for i in range(3):
+        alone = {}
+        autograd.grad(lambda y0, tt, th: anp.sum(nk.odeint(
+            LV_GRAD, y0, tt, th, stats=alone, **opts)), (0, 1, 2))(y0s[i], t, thetas[i])
+        for key, value in alone.items():
+            if key == "drift":
+                np.testing.assert_array_equal(stats[key][i], value)
+            else:
+                assert stats[key].shape == (3,) and stats[key][i] == value, key
