@@ -160,6 +160,10 @@ def _terminate(sol, event, t_stop):
     direction = 1.0 if sol.t[-1] >= sol.t[0] else -1.0
     sol.y[direction * (sol.t - t_stop) > 0.0] = np.nan
     sol.status, sol.success, sol.t_reached = TERMINATED, True, float(t_stop)
+    if sol.dense is not None:
+        # the span ends at the event, as for events located inside the loop
+        # (the record's last step runs past it: sol(t) there would answer)
+        sol.dense.t_reached = float(t_stop)
     sol.message = (f"A termination event occurred: {event.name} at t={t_stop:.10g}; rows "
                    "of y after it are NaN.")
 

@@ -283,3 +283,20 @@ def test_an_event_that_does_not_compile_is_named():
     with pytest.raises(TypeError, match="event function mistyped_event could not be compiled"):
         nk.solve(nk.ODE(pendulum_rhs), [1.0, 0.2], [0.0, 1.0], [1.3],
                  events=[angle_jit, mistyped_event])
+
+
+@pytest.mark.parametrize("method", ["rodas5", "dopri5"])
+def test_dense_solution_ends_at_a_terminal_event(method):
+    # events located after the solve (stiff methods, Python functions) left the
+    # dense solution's span at t[-1]: sol(t) answered past the event
+    k, y0 = 3.0, 2.0
+    t_event = np.log(y0 / 0.5) / k
+    sol = nk.solve(lambda t, y, th: -th[0] * y, [y0], np.linspace(0.0, 2.0, 5), [k],
+                   method=method, rtol=1e-10, atol=1e-12, dense=True,
+                   events=nk.Event(lambda t, y, th: y[0] - 0.5, terminal=True))
+    assert sol.status == 1 and sol.t_reached == pytest.approx(t_event, rel=1e-7)
+    assert sol.dense.t_reached == sol.t_reached
+    np.testing.assert_allclose(sol([0.0, 0.3]).ravel(), y0 * np.exp(-k * np.array([0.0, 0.3])),
+                               rtol=1e-7)
+    with pytest.raises(ValueError, match="integrated span"):
+        sol(1.0)
