@@ -14,6 +14,7 @@ tasks on the cluster's workers, each running the same local path.
 """
 import math
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import NamedTuple
 
@@ -28,7 +29,9 @@ from . import _checks, _interrupt, _jitflags, _kernels
 from ._errors import SolveError
 from ._interrupt import INTERRUPTED
 from .adjoint import backsolve, backsolve_options, time_gradients
-from .integrate import STATUS_MESSAGES, integrate, loop_options, loop_tableau
+from ._warnings import StiffnessWarning
+from .integrate import (STATUS_MESSAGES, STIFFNESS_NOTE, integrate, loop_options,
+                        loop_tableau)
 from .ode import ODE
 from .options import DEFAULT_CONTROLLER, DEFAULTS as D, Options
 from .primitive import odeint
@@ -57,6 +60,7 @@ def _run_chunk(rhs, y0s, thetas, ts, lo, hi, tab, opts, out, istats, fstats):
         istats[i, 4] = res.nreject
         fstats[i, 0] = res.t_reached
         fstats[i, 1] = res.h_last
+        fstats[i, 2] = res.t_stiff
 
 
 class EnsembleSolution(NamedTuple):
@@ -192,7 +196,7 @@ def _solve_chunk_python(fun, prob, tableau, options, lo, hi, out, istats, fstats
                                 theta if theta.size else None, Options(**options))
         out[i] = ys
         istats[i] = [info[k] for k in _STATS]
-        fstats[i] = info["t_reached"], info["h_last"]
+        fstats[i] = info["t_reached"], info["h_last"], info.get("t_stiff", np.nan)
 
 
 def _slice(prob, lo, hi):
@@ -207,7 +211,7 @@ def _run_local(fun, prob, tableau, options, lo, hi, workers, progress):
     m, size = prob.ts.shape[1], prob.y0s.shape[1]
     out = np.full((n, m, size), np.nan)
     istats = np.zeros((n, len(_STATS)), dtype=np.int64)
-    fstats = np.zeros((n, 2))
+    fstats = np.zeros((n, 3))  # t_reached, h_last, t_stiff (NaN: the stiffness test did not fire)
     sub = _slice(prob, lo, hi)
     compiled = isinstance(fun, ODE)
     job = _solve_chunk_compiled if compiled else _solve_chunk_python
@@ -269,13 +273,31 @@ def _progress(progress, total):
     return tqdm(total=total, desc="ensemble", unit="chunk")
 
 
-def _messages(istats, fstats, max_steps):
+def _messages(istats, fstats, max_steps, method):
+    """Each trajectory's message, as :func:`nodekit.solve` words it (with the
+    stiffness note where Hairer's test fired)."""
     msgs = []
-    for (status, nfev, nsteps, naccept, nreject), (t, h) in zip(istats, fstats):
-        msgs.append(STATUS_MESSAGES[int(status)].format(
+    for (status, nfev, nsteps, naccept, nreject), (t, h, t_stiff) in zip(istats, fstats):
+        msg = STATUS_MESSAGES[int(status)].format(
             t=t, h=h, nfev=nfev, nsteps=nsteps, naccept=naccept, nreject=nreject,
-            max_steps=max_steps))
+            max_steps=max_steps)
+        if t_stiff == t_stiff:
+            msg += " " + STIFFNESS_NOTE.format(t=t_stiff, method=method)
+        msgs.append(msg)
     return msgs
+
+
+def _warn_stiff(fstats, method):
+    """One :class:`nodekit.StiffnessWarning` for the trajectories whose
+    stiffness test fired (as :func:`nodekit.solve` warns for one)."""
+    stiff = np.flatnonzero(fstats[:, 2] == fstats[:, 2])
+    if stiff.size:
+        shown = ", ".join(map(str, stiff[:10])) + (", ..." if stiff.size > 10 else "")
+        first = int(stiff[0])
+        warnings.warn(f"{stiff.size} trajectories look stiff (trajectories {shown}); "
+                      f"trajectory {first}: "
+                      + STIFFNESS_NOTE.format(t=fstats[first, 2], method=method),
+                      StiffnessWarning, stacklevel=3)
 
 
 def _summary(status, messages):
@@ -358,10 +380,12 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method=D.method, rtol=D.rtol, at
                    max_step=max_step, max_steps=max_steps, step_size=step_size,
                    chunk_size=chunk_size)
     # one single solve validates every option exactly as nk.solve does and
-    # compiles what the chunks need
-    integrate(fun, prob.y0s[0].reshape(prob.shape), prob.ts[0],
-              prob.thetas[0] if prob.thetas.shape[1] else None,
-              Options(**{k: v for k, v in options.items() if k != "chunk_size"}))
+    # compiles what the chunks need (its stiffness is reported with the rest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StiffnessWarning)
+        integrate(fun, prob.y0s[0].reshape(prob.shape), prob.ts[0],
+                  prob.thetas[0] if prob.thetas.shape[1] else None,
+                  Options(**{k: v for k, v in options.items() if k != "chunk_size"}))
     if workers is None:
         workers = nb.config.NUMBA_NUM_THREADS or os.cpu_count() or 1
     elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -371,7 +395,10 @@ def solve_ensemble(fun, y0s, t, thetas=None, *, method=D.method, rtol=D.rtol, at
                                        int(workers), progress)
     else:
         y, istats, fstats = _run_dask(client, fun, prob, tableau, options, workers, progress)
-    messages = _messages(istats, fstats, max_steps)
+    messages = _messages(istats, fstats, max_steps, tableau.name)
+    if client is not None or isinstance(fun, ODE):
+        # (a Python fun solved here warns for each stiff trajectory, as nk.solve)
+        _warn_stiff(fstats, tableau.name)
     status = istats[:, 0].copy()
     ts = prob.ts[0] if prob.ts.shape[0] == 1 else prob.ts
     return EnsembleSolution(

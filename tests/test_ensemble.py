@@ -275,3 +275,22 @@ def test_stats_are_filled_per_trajectory():
                 np.testing.assert_array_equal(stats[key][i], value)
             else:
                 assert stats[key].shape == (3,) and stats[key][i] == value, key
+
+
+def test_a_stiff_trajectory_is_reported_as_nk_solve_reports_it():
+    # the chunks never read the loop's stiffness test: no note, no warning
+    import warnings
+
+    from nodekit.validation.stiff_kernels import robertson_rhs
+    ode = nk.ODE(robertson_rhs)
+    thetas = np.array([[0.04, 3.0, 1.0], [0.04, 3e7, 1e4]])  # the second is Robertson
+    opts = dict(rtol=1e-6, atol=1e-10, max_steps=200000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ens = nk.solve_ensemble(ode, [[1.0, 0.0, 0.0]], [0.0, 40.0], thetas, workers=2, **opts)
+    stiff = [w for w in caught if issubclass(w.category, nk.StiffnessWarning)]
+    assert len(stiff) == 1 and "trajectories 1" in str(stiff[0].message)
+    with pytest.warns(nk.StiffnessWarning):
+        alone = nk.solve(ode, [1.0, 0.0, 0.0], [0.0, 40.0], thetas[1], **opts)
+    assert ens.messages[1] == alone.message and "looks stiff" in alone.message
+    assert "stiff" not in ens.messages[0]
