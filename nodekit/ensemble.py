@@ -294,7 +294,7 @@ def _warn_stiff(fstats, method):
     if stiff.size:
         shown = ", ".join(map(str, stiff[:10])) + (", ..." if stiff.size > 10 else "")
         first = int(stiff[0])
-        warnings.warn(f"{stiff.size} trajectories look stiff (trajectories {shown}); "
+        warnings.warn(f"stiff trajectories: {shown} ({stiff.size} of {len(fstats)}); "
                       f"trajectory {first}: "
                       + STIFFNESS_NOTE.format(t=fstats[first, 2], method=method),
                       StiffnessWarning, stacklevel=3)

@@ -289,7 +289,7 @@ def test_a_stiff_trajectory_is_reported_as_nk_solve_reports_it():
         warnings.simplefilter("always")
         ens = nk.solve_ensemble(ode, [[1.0, 0.0, 0.0]], [0.0, 40.0], thetas, workers=2, **opts)
     stiff = [w for w in caught if issubclass(w.category, nk.StiffnessWarning)]
-    assert len(stiff) == 1 and "trajectories 1" in str(stiff[0].message)
+    assert len(stiff) == 1 and "stiff trajectories: 1 (1 of 2)" in str(stiff[0].message)
     with pytest.warns(nk.StiffnessWarning):
         alone = nk.solve(ode, [1.0, 0.0, 0.0], [0.0, 40.0], thetas[1], **opts)
     assert ens.messages[1] == alone.message and "looks stiff" in alone.message
