@@ -11,7 +11,9 @@ from .ode import ODE, events_cfunc
 from .options import (DEFAULT_CONTROLLER, DEFAULTS as D, SOLVE, Options, explain_unknown,
                       remember)
 from ._warnings import StiffnessWarning
+from ._errors import SolveError
 from .tableaux import get_tableau
+from .tableaux.esdirk import ESDIRK_METHODS, ESDIRKTableau
 
 #: Messages for the status codes of :class:`Solution`.
 STATUS_MESSAGES = {
@@ -659,6 +661,23 @@ class DenseSolution:
         return out[0] if scalar else out
 
 
+def _resolver(fun, theta, shape, method, opts):
+    """For a method whose dense output is less accurate than its steps (the
+    ESDIRK methods' Hermite cubic), ``resolve(t0, y0, t1)``: ``y(t1)`` (flat)
+    solved from ``(t0, y0)`` with ``opts``, by which events are located on
+    the solution itself (:func:`nodekit.events.apply`); else None."""
+    if not (method in ESDIRK_METHODS or isinstance(method, ESDIRKTableau)):
+        return None
+
+    def resolve(t0, y0, t1):
+        ys, info, _ = integrate(fun, np.reshape(y0, shape), np.array([t0, t1]), theta, opts)
+        if info["status"] != 0:
+            raise SolveError(f"re-solving a step to locate an event failed: {info['message']}")
+        return ys[-1]
+
+    return resolve
+
+
 @explain_unknown(SOLVE)
 def solve(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
           first_step=D.first_step, max_step=D.max_step, max_steps=D.max_steps,
@@ -763,7 +782,10 @@ def solve(fun, y0, t, theta=None, *, method=D.method, rtol=D.rtol, atol=D.atol,
         compiled = isinstance(fun, ODE)
         th = None if theta is None and not compiled else np.asarray(theta, dtype=float)
         _events.apply(sol, events, th, (y.shape[1:] if not compiled
-                                        else (int(np.prod(y.shape[1:])),)))
+                                        else (int(np.prod(y.shape[1:])),)),
+                      _resolver(fun, theta, info["shape"], method, Options(
+                          method=method, rtol=rtol, atol=atol, max_step=max_step,
+                          max_steps=max_steps, controller=controller)))
         if not keep_dense:
             sol.dense = None
     return sol
