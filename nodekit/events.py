@@ -207,10 +207,12 @@ def _step_of(dense, tau):
 
 def _state_at(dense, tau, resolve, k=None):
     """``y(tau)`` re-solved from the start of the recorded step ``k`` (by
-    default the one holding ``tau``) with ``resolve``, in ``dense.shape``."""
+    default the one holding ``tau``) with ``resolve``, in ``dense.shape``;
+    the dense output's value where that solve fails."""
     k = _step_of(dense, tau) if k is None else k
     t_k, y_k = float(dense.t_grid[k]), dense.y_grid[k]
-    return np.reshape(y_k if tau == t_k else resolve(t_k, y_k, tau), dense.shape)
+    y = y_k if tau == t_k else resolve(t_k, y_k, tau)
+    return dense(tau) if y is None else np.reshape(y, dense.shape)  # (a failed re-solve)
 
 
 def _refine(ev, dense, tau, resolve, theta, shape):
@@ -265,8 +267,8 @@ def apply(sol, events, theta, shape, resolve=None):
     """Add ``t_events``/``y_events`` to a :class:`nodekit.Solution`; a terminal
     event ends it (``status = 1``, rows after the event NaN).  ``resolve(t0,
     y0, t1)``, when given, is ``y(t1)`` solved from ``(t0, y0)`` at the
-    solve's options: each root is then located on the solution itself, not
-    on the dense output (see :func:`_refine`)."""
+    solve's options (None if that solve fails): each root is then located on
+    the solution itself, not on the dense output (see :func:`_refine`)."""
     found = locate(events, sol.dense, theta, shape, resolve)
     sol.t_events, sol.y_events = found.t_events, found.y_events
     if found.which >= 0:

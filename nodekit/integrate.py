@@ -11,7 +11,6 @@ from .ode import ODE, events_cfunc
 from .options import (DEFAULT_CONTROLLER, DEFAULTS as D, SOLVE, Options, explain_unknown,
                       remember)
 from ._warnings import StiffnessWarning
-from ._errors import SolveError
 from .tableaux import get_tableau
 from .tableaux.esdirk import ESDIRK_METHODS, ESDIRKTableau
 
@@ -664,16 +663,15 @@ class DenseSolution:
 def _resolver(fun, theta, shape, method, opts):
     """For a method whose dense output is less accurate than its steps (the
     ESDIRK methods' Hermite cubic), ``resolve(t0, y0, t1)``: ``y(t1)`` (flat)
-    solved from ``(t0, y0)`` with ``opts``, by which events are located on
-    the solution itself (:func:`nodekit.events.apply`); else None."""
+    solved from ``(t0, y0)`` with ``opts`` (None if that solve fails), by
+    which events are located on the solution itself
+    (:func:`nodekit.events.apply`); else None."""
     if not (method in ESDIRK_METHODS or isinstance(method, ESDIRKTableau)):
         return None
 
     def resolve(t0, y0, t1):
         ys, info, _ = integrate(fun, np.reshape(y0, shape), np.array([t0, t1]), theta, opts)
-        if info["status"] != 0:
-            raise SolveError(f"re-solving a step to locate an event failed: {info['message']}")
-        return ys[-1]
+        return ys[-1] if info["status"] == 0 else None  # None: keep the dense output's
 
     return resolve
 
