@@ -200,8 +200,8 @@ def locate(events, dense, theta, shape, resolve=None):
 
 def _step_of(dense, tau):
     """The index of the recorded step whose span holds ``tau``."""
-    key = dense.direction * dense.t_grid[:dense.t_grid.size]
-    k = int(np.searchsorted(key, dense.direction * tau, side="right")) - 1
+    k = int(np.searchsorted(dense.direction * dense.t_grid, dense.direction * tau,
+                            side="right")) - 1
     return min(max(k, 0), dense.t_grid.size - 1)
 
 

@@ -78,14 +78,17 @@ class ClosedForm:
         mat = sp.Matrix(mat) if not isinstance(mat, sp.Expr) else mat
         t0sym = self.t0 if isinstance(self.t0, sp.Symbol) else sp.Dummy("t0")
         args = (self.t, t0sym, self.initial, self.system.params)
-        fns = {float: sp.lambdify(args, mat, modules="numpy"),
-               complex: sp.lambdify(args, mat, modules=[_COMPLEX_SAFE, "numpy"])}
+        # the complex version only where a value needs it (lambdify costs time)
+        modules = {float: "numpy", complex: [_COMPLEX_SAFE, "numpy"]}
+        fns = {}
         symbolic_t0 = isinstance(self.t0, sp.Symbol)
 
         shape = sp.Matrix(mat).shape if not isinstance(mat, sp.Expr) else ()
 
         def call(t, t0, y0, theta, dtype):
             """``mat`` at these values, computed in ``dtype`` (float or complex)."""
+            if dtype not in fns:
+                fns[dtype] = sp.lambdify(args, mat, modules=modules[dtype])
             with np.errstate(all="ignore"):  # non-finite results are checked below
                 raw = fns[dtype](t.astype(dtype), dtype(t0),
                                  tuple(np.ravel(y0).astype(dtype)),
